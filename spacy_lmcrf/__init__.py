@@ -1,2 +1,4 @@
 """LM-augmented CRF sequence labeling for spaCy."""
-__version__ = "0.1.0"
+from . import ml, optimizers, pipeline  # noqa: F401  (registers architectures, factories, optimizers)
+
+from .about import __version__  # noqa: F401

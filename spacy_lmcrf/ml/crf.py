@@ -1,0 +1,322 @@
+"""Batched linear-chain CRF in torch.
+
+Potentials are a (B, T, L, L) tensor: ``pots[b, t, i, j]`` is the log-score of
+tag ``i`` at position ``t - 1`` followed by tag ``j`` at position ``t``,
+including the emission score of position ``t``. At ``t = 0`` only row 0 is read.
+End scores are already included at position ``lengths[b] - 1``. Positions
+``t >= lengths[b]`` are ignored (no effect on results, zero gradient).
+
+Log-space computations run in float32 (float64 inputs stay float64), and
+disallowed things get the finite score ``NEG_INF`` instead of ``-inf``.
+"""
+
+from typing import Optional, Tuple, Union
+
+import numpy
+import torch
+from torch import Tensor, nn
+
+NEG_INF = -10000.0
+
+BoolArray = Union[Tensor, numpy.ndarray]
+
+
+def _as_float(pots: Tensor) -> Tensor:
+    if pots.dtype in (torch.float32, torch.float64):
+        return pots
+    return pots.float()
+
+
+def _valid_mask(lengths: Tensor, n_steps: int) -> Tensor:
+    """Bool (B, T): True at positions t < lengths[b]."""
+    steps = torch.arange(n_steps, device=lengths.device)
+    return steps[None, :] < lengths[:, None]
+
+
+def _prepare(pots: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+    """Cast pots and zero out padding. Returns (pots, valid (B, T))."""
+    assert pots.dim() == 4 and pots.shape[2] == pots.shape[3], pots.shape
+    pots = _as_float(pots)
+    lengths = lengths.to(device=pots.device, dtype=torch.long)
+    assert lengths.shape == (pots.shape[0],), (lengths.shape, pots.shape)
+    assert bool(
+        ((lengths >= 1) & (lengths <= pots.shape[1])).all()
+    ), "lengths must be in [1, T]"
+    valid = _valid_mask(lengths, pots.shape[1])
+    # torch.where (not multiplication) so that padding gets exactly zero
+    # gradient whatever its values.
+    pots = torch.where(valid[:, :, None, None], pots, torch.zeros_like(pots))
+    return pots, valid
+
+
+def _forward_scan(pots: Tensor, valid: Tensor) -> Tensor:
+    """Forward algorithm on prepared pots, log_alpha (B, T, L).
+
+    Padding steps carry the last valid alpha through unchanged.
+    """
+    n_steps = pots.shape[1]
+    alpha = pots[:, 0, 0, :]
+    alphas = [alpha]
+    for t in range(1, n_steps):
+        step = torch.logsumexp(alpha[:, :, None] + pots[:, t], dim=1)
+        alpha = torch.where(valid[:, t, None], step, alpha)
+        alphas.append(alpha)
+    return torch.stack(alphas, dim=1)
+
+
+def log_partition(
+    pots: Tensor, lengths: Tensor, tag_mask: Optional[Tensor] = None
+) -> Tensor:
+    """Log-sum of the scores of all tag sequences, (B,).
+
+    tag_mask: optional bool (B, T, L); tags where it is False are forbidden.
+    """
+    pots, valid = _prepare(pots, lengths)
+    if tag_mask is not None:
+        tag_mask = tag_mask.to(device=pots.device, dtype=torch.bool)
+        penalty = torch.where(tag_mask, 0.0, NEG_INF).to(pots.dtype)
+        pots = pots + penalty[:, :, None, :]
+    # Padding steps carry alpha through, so the last one is at lengths - 1.
+    return torch.logsumexp(_forward_scan(pots, valid)[:, -1], dim=-1)
+
+
+def gold_tag_mask(gold: Tensor, n_tags: int) -> Tensor:
+    """Bool (B, T, L): one-hot for known gold tags, all True where gold is -1."""
+    known = gold >= 0
+    one_hot = nn.functional.one_hot(gold.clamp(min=0), n_tags).bool()
+    return one_hot | ~known[:, :, None]
+
+
+def crf_loss(pots: Tensor, lengths: Tensor, gold: Tensor, cost: float = 0.0) -> Tensor:
+    """Per-sequence loss (B,): logZ(cost-augmented pots) - logZ(gold-consistent).
+
+    With cost == 0 this is the negative log-likelihood of the observed tags
+    (missing tags, gold == -1, are marginalised). With cost > 0 it is the
+    softmax-margin loss with Hamming cost on the positions with known gold.
+    """
+    n_tags = pots.shape[-1]
+    gold = gold.to(device=pots.device, dtype=torch.long)
+    mask = gold_tag_mask(gold, n_tags)
+    gold_logz = log_partition(pots, lengths, tag_mask=mask)
+    if cost != 0.0:
+        known = (gold >= 0)[:, :, None]
+        # mask is one-hot at known positions, so ~mask marks j != gold there.
+        aug = (known & ~mask).to(_as_float(pots).dtype) * cost
+        pots = _as_float(pots) + aug[:, :, None, :]
+    return log_partition(pots, lengths) - gold_logz
+
+
+def viterbi(pots: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+    """Best tag sequences (B, T), padding filled with 0, and their scores (B,)."""
+    pots, valid = _prepare(pots, lengths)
+    n_batch, n_steps, n_tags, _ = pots.shape
+    identity = torch.arange(n_tags, device=pots.device).expand(n_batch, n_tags)
+    score = pots[:, 0, 0, :]
+    backpointers = [identity]
+    for t in range(1, n_steps):
+        best, prev = (score[:, :, None] + pots[:, t]).max(dim=1)
+        step_valid = valid[:, t, None]
+        score = torch.where(step_valid, best, score)
+        # Identity backpointers at padding carry the final tag back to the
+        # last valid position.
+        backpointers.append(torch.where(step_valid, prev, identity))
+    best_score, tag = score.max(dim=-1)
+    tags = [tag]
+    for t in range(n_steps - 1, 0, -1):
+        tag = backpointers[t].gather(1, tag[:, None]).squeeze(1)
+        tags.append(tag)
+    path = torch.stack(tags[::-1], dim=1)
+    path = torch.where(valid, path, torch.zeros_like(path))
+    return path, best_score
+
+
+def forward_backward(pots: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Return log_alpha (B, T, L), log_beta (B, T, L) and logZ (B,).
+
+    log_alpha includes the pots at t, log_beta excludes them and is 0 at the
+    last valid position. Both are 0 at padding positions.
+    """
+    pots, valid = _prepare(pots, lengths)
+    n_steps = pots.shape[1]
+    log_alpha = _forward_scan(pots, valid)
+    log_z = torch.logsumexp(log_alpha[:, -1], dim=-1)
+    beta = torch.zeros_like(pots[:, 0, 0, :])
+    betas = [beta]
+    for t in range(n_steps - 2, -1, -1):
+        step = torch.logsumexp(pots[:, t + 1] + beta[:, None, :], dim=2)
+        beta = torch.where(valid[:, t + 1, None], step, torch.zeros_like(step))
+        betas.append(beta)
+    log_beta = torch.stack(betas[::-1], dim=1)
+    valid3 = valid[:, :, None]
+    log_alpha = torch.where(valid3, log_alpha, torch.zeros_like(log_alpha))
+    return log_alpha, log_beta, log_z
+
+
+def marginals(pots: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+    """Unary (B, T, L) and pairwise (B, T, L, L) posterior marginals.
+
+    pairwise[b, t, i, j] = P(y[t-1] = i, y[t] = j); it is 0 at t = 0 and at
+    padding, as is unary at padding.
+    """
+    log_alpha, log_beta, log_z = forward_backward(pots, lengths)
+    pots, valid = _prepare(pots, lengths)
+    log_z = log_z[:, None, None]
+    unary = torch.exp(log_alpha + log_beta - log_z)
+    unary = torch.where(valid[:, :, None], unary, torch.zeros_like(unary))
+    log_pair = (
+        log_alpha[:, :-1, :, None] + pots[:, 1:] + log_beta[:, 1:, None, :]
+    ) - log_z[:, :, None]
+    pair = torch.exp(log_pair)
+    pair = torch.where(valid[:, 1:, None, None], pair, torch.zeros_like(pair))
+    pairwise = torch.cat([torch.zeros_like(pots[:, :1]), pair], dim=1)
+    return unary, pairwise
+
+
+def subsequence_log_prob(
+    pots: Tensor,
+    log_alpha: Tensor,
+    log_beta: Tensor,
+    logZ: Tensor,
+    batch_index: Tensor,
+    start: Tensor,
+    tags: Tensor,
+    n_tags_used: Tensor,
+) -> Tensor:
+    """log P(y[start : start + n] = tags[:n]) for N queries at once, (N,).
+
+    n = n_tags_used[k] >= 1; entries of tags beyond n are ignored.
+    """
+    pots = _as_float(pots)
+    device = pots.device
+    batch_index = batch_index.to(device=device, dtype=torch.long)
+    start = start.to(device=device, dtype=torch.long)
+    n_used = n_tags_used.to(device=device, dtype=torch.long)
+    tags = tags.to(device=device, dtype=torch.long).clamp(min=0)
+    n_steps = pots.shape[1]
+    score = log_alpha[batch_index, start, tags[:, 0]]
+    for m in range(1, tags.shape[1]):
+        active = m < n_used
+        pos = (start + m).clamp(max=n_steps - 1)
+        step = pots[batch_index, pos, tags[:, m - 1], tags[:, m]]
+        score = score + torch.where(active, step, torch.zeros_like(step))
+    last_tag = tags.gather(1, (n_used - 1)[:, None]).squeeze(1)
+    end_pos = start + n_used - 1
+    score = score + log_beta[batch_index, end_pos, last_tag]
+    return score - logZ[batch_index]
+
+
+def _bool_buffer(
+    value: Optional[BoolArray], shape: Tuple[int, ...], device: torch.device
+) -> Tensor:
+    if value is None:
+        return torch.ones(shape, dtype=torch.bool, device=device)
+    if isinstance(value, Tensor):
+        tensor = value.to(device=device, dtype=torch.bool)
+    else:
+        tensor = torch.as_tensor(numpy.asarray(value, dtype=bool), device=device)
+    if tuple(tensor.shape) != tuple(shape):
+        raise ValueError(f"Constraint shape {tuple(tensor.shape)} != {shape}")
+    return tensor.clone()
+
+
+class CRFPotentials(nn.Module):
+    """Trainable CRF head mapping features (B, T, n_in) to pots (B, T, L, L).
+
+    pairwise="small": emissions plus a transition matrix and start scores.
+    pairwise="large": per-position pairwise scores (LM-LSTM-CRF), with an
+    extra START row used at t = 0. Both have end scores, and NEG_INF penalties
+    for disallowed transitions, start tags and end tags.
+    """
+
+    def __init__(
+        self, n_in: int, n_tags: int, pairwise: str = "large", dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if pairwise not in ("small", "large"):
+            raise ValueError(f"pairwise must be 'small' or 'large', not {pairwise!r}")
+        self.n_in = n_in
+        self.pairwise = pairwise
+        self.dropout = nn.Dropout(dropout)
+        self._build(n_tags, None, None)
+        self.register_buffer(
+            "allowed_transitions", torch.ones((n_tags, n_tags), dtype=torch.bool)
+        )
+        self.register_buffer("allowed_start", torch.ones((n_tags,), dtype=torch.bool))
+        self.register_buffer("allowed_end", torch.ones((n_tags,), dtype=torch.bool))
+
+    @property
+    def n_tags(self) -> int:
+        return self.end.shape[0]
+
+    def _build(
+        self,
+        n_tags: int,
+        device: Optional[torch.device],
+        dtype: Optional[torch.dtype],
+    ) -> None:
+        kw = {"device": device, "dtype": dtype}
+        if self.pairwise == "small":
+            self.emit = nn.Linear(self.n_in, n_tags, **kw)
+            self.trans = nn.Parameter(torch.zeros((n_tags, n_tags), **kw))
+            self.start = nn.Parameter(torch.zeros((n_tags,), **kw))
+            linear = self.emit
+        else:
+            self.proj = nn.Linear(self.n_in, (n_tags + 1) * n_tags, **kw)
+            linear = self.proj
+        self.end = nn.Parameter(torch.zeros((n_tags,), **kw))
+        nn.init.xavier_uniform_(linear.weight)
+        nn.init.zeros_(linear.bias)
+
+    def configure(
+        self,
+        n_tags: int,
+        allowed_transitions: Optional[BoolArray] = None,
+        allowed_start: Optional[BoolArray] = None,
+        allowed_end: Optional[BoolArray] = None,
+    ) -> None:
+        """Set the tag count (re-initialising parameters if it changes) and the
+        constraints (None = all allowed)."""
+        if n_tags != self.n_tags:
+            self._build(n_tags, self.end.device, self.end.dtype)
+        device = self.allowed_start.device
+        self.allowed_transitions = _bool_buffer(
+            allowed_transitions, (n_tags, n_tags), device
+        )
+        self.allowed_start = _bool_buffer(allowed_start, (n_tags,), device)
+        self.allowed_end = _bool_buffer(allowed_end, (n_tags,), device)
+
+    def resize_to_state_dict(self, state_dict: dict) -> None:
+        """Resize to the tag count in state_dict, before load_state_dict."""
+        if "end" not in state_dict:
+            raise KeyError("state_dict has no 'end' entry to infer n_tags from")
+        n_tags = int(state_dict["end"].shape[0])
+        if n_tags != self.n_tags:
+            self.configure(n_tags)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """Map x (B, T, n_in) to float32 pots (B, T, L, L)."""
+        n_batch, n_steps, _ = x.shape
+        n_tags = self.n_tags
+        device = x.device
+        lengths = lengths.to(device=device, dtype=torch.long)
+        x = self.dropout(x)
+        neg_inf = torch.tensor(NEG_INF, device=device)
+        zero = torch.tensor(0.0, device=device)
+        trans_pen = torch.where(self.allowed_transitions, zero, neg_inf)
+        start_pen = torch.where(self.allowed_start, zero, neg_inf)
+        end_pen = torch.where(self.allowed_end, zero, neg_inf)
+        if self.pairwise == "small":
+            emit = self.emit(x).float()
+            pair = emit[:, :, None, :] + (self.trans.float() + trans_pen)
+            first = emit + self.start.float()
+        else:
+            out = self.proj(x).float().view(n_batch, n_steps, n_tags + 1, n_tags)
+            pair = out[:, :, :n_tags, :] + trans_pen
+            first = out[:, :, n_tags, :]
+        first = first + start_pen
+        steps = torch.arange(n_steps, device=device)
+        is_first = (steps == 0)[None, :, None, None]
+        pots = torch.where(is_first, first[:, :, None, :], pair)
+        is_last = (steps[None, :] == (lengths - 1)[:, None])[:, :, None, None]
+        end = (self.end.float() + end_pen)[None, None, None, :]
+        return pots + torch.where(is_last, end, zero)

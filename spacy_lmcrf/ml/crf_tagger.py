@@ -1,0 +1,127 @@
+"""spacy_lmcrf.CRFTagger.v1: a tok2vec, a projection to CRF potentials, and the batch they share."""
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
+from thinc.types import Floats2d
+
+from ..segments import Segment, batch_segments
+from .crf import CRFPotentials
+from .padding import pad_segments, unpad_segments
+from .torch_io import deserialize_torch_module, serialize_torch_module
+
+N_INIT_SAMPLE = 10
+
+
+@dataclass
+class CRFScores:
+    """The CRF potentials of a batch of docs, one row per segment.
+
+    potentials: (S, T, L, L) float32 log-potentials (see spacy_lmcrf.ml.crf), or None
+        when the batch has no tokens.
+    lengths: (S,) segment lengths, on the potentials' device.
+    segments: (doc index, start, end) of each row.
+    doc_lengths: the number of tokens of each doc.
+    """
+
+    potentials: Optional[torch.Tensor]
+    lengths: Optional[torch.Tensor]
+    segments: List[Segment]
+    doc_lengths: List[int]
+
+
+@registry.architectures("spacy_lmcrf.CRFTagger.v1")
+def build_crf_tagger(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    pairwise: str = "large",
+    dropout: float = 0.0,
+    max_length: int = 128,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], CRFScores]:
+    """A CRF sequence labeler's model: per-token vectors from tok2vec are projected to
+    CRF potentials over each sentence (or window of max_length tokens).
+
+    tok2vec (Model[List[Doc], List[Floats2d]]): the token-to-vector layer; its nO must be set.
+    pairwise (str): "large" for per-position pairwise potentials (LM-LSTM-CRF: a
+        (L+1) x L score matrix per token) or "small" for per-token emissions plus a
+        transition matrix.
+    dropout (float): dropout on the vectors before the projection.
+    max_length (int): the longest sequence the CRF runs over.
+    nO (Optional[int]): the number of tags; set by the component from its labels.
+    """
+    if not tok2vec.has_dim("nO") or tok2vec.get_dim("nO") is None:
+        raise ValueError("CRFTagger needs a tok2vec with its output width (nO) set.")
+    if pairwise not in ("large", "small"):
+        raise ValueError(f"pairwise must be 'large' or 'small', got {pairwise!r}")
+    head = PyTorchWrapper_v3(
+        CRFPotentials(tok2vec.get_dim("nO"), nO or 1, pairwise=pairwise, dropout=dropout),
+        convert_inputs=_convert_inputs,
+        convert_outputs=_convert_outputs,
+        serialize_model=serialize_torch_module,
+        deserialize_model=deserialize_torch_module,
+    )
+    return Model(
+        "crf_tagger",
+        forward,
+        init=init,
+        layers=[tok2vec, head],
+        refs={"tok2vec": tok2vec, "crf_head": head},
+        dims={"nO": nO},
+        attrs={"max_length": max_length},
+    )
+
+
+def get_crf_module(model: Model) -> CRFPotentials:
+    return model.get_ref("crf_head").shims[0]._model
+
+
+def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
+    tok2vec = model.get_ref("tok2vec")
+    if X is not None and not tok2vec.attrs.get("init_with_all_docs"):
+        X = X[:N_INIT_SAMPLE]
+    tok2vec.initialize(X=X)
+    return model
+
+
+def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[CRFScores, Callable]:
+    vectors, backprop_tok2vec = model.get_ref("tok2vec")(docs, is_train)
+    segments = batch_segments(docs, model.attrs["max_length"])
+    doc_lengths = [len(doc) for doc in docs]
+    if not segments:
+        empty = CRFScores(None, None, [], doc_lengths)
+        return empty, lambda d_potentials: backprop_tok2vec(vectors)
+    scores, backprop_head = model.get_ref("crf_head")((vectors, segments, doc_lengths), is_train)
+
+    def backprop(d_potentials: torch.Tensor) -> List[Doc]:
+        return backprop_tok2vec(backprop_head(d_potentials))
+
+    return scores, backprop
+
+
+def _convert_inputs(model: Model, X, is_train: bool):
+    vectors, segments, doc_lengths = X
+    width = vectors[0].shape[1]
+    T = max(end - start for _, start, end in segments)
+    padded = pad_segments(model.ops, vectors, segments, (len(segments), T, width))
+    device = model.shims[0].device
+    x = xp2torch(padded, requires_grad=is_train, device=device)
+    lengths = torch.tensor([end - start for _, start, end in segments], device=device)
+
+    def convert_gradient(d_inputs: ArgsKwargs) -> List[Floats2d]:
+        return unpad_segments(model.ops, torch2xp(d_inputs.args[0]), segments, doc_lengths)
+
+    return ArgsKwargs(args=(x, lengths), kwargs={}), convert_gradient
+
+
+def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
+    (vectors, segments, doc_lengths), potentials = inputs_outputs
+    lengths = torch.tensor([end - start for _, start, end in segments], device=potentials.device)
+    scores = CRFScores(potentials, lengths, segments, doc_lengths)
+
+    def convert_gradient(d_potentials: torch.Tensor) -> ArgsKwargs:
+        return ArgsKwargs(args=(potentials,), kwargs={"grad_tensors": (d_potentials,)})
+
+    return scores, convert_gradient

@@ -1,0 +1,205 @@
+"""Docs -> padded id arrays for the character-stream language model and the word layer.
+
+Plain Python and numpy: this runs before the torch module, on the CPU, and hands it
+one padded batch per call. A sentence "Pierre Vinken" becomes the character stream
+``<s> P i e r r e <s> V i n k e n <s>`` (``<s>`` a separator symbol), and four index
+arrays say where each word's states are read:
+
+- ``fwd_after[i]``: the separator after word i (the forward LSTM has read the word);
+- ``bwd_before[i]``: the separator before word i, in the reversed stream (the
+  backward LSTM has read the word from its end);
+- ``fwd_before[i]`` / ``bwd_after[i]``: the separators from which the forward / backward
+  language model predicts word i.
+"""
+from collections import Counter
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import numpy
+from spacy.tokens import Doc
+
+from ..segments import Segment, batch_segments
+
+CHAR_PAD, CHAR_UNK, CHAR_SEP = 0, 1, 2
+N_CHAR_SPECIALS = 3
+WORD_PAD, WORD_UNK = 0, 1
+N_WORD_SPECIALS = 2
+LM_UNK = 0
+LM_IGNORE = -100
+
+
+class Vocabularies:
+    """The character, word-embedding and language-model vocabularies of a model.
+
+    chars (List[str]): characters with their own embedding row.
+    words (List[str]): normalised word forms with their own embedding row.
+    lm_words (List[str]): normalised word forms the language model predicts; every
+        other word is predicted as the unknown class.
+    lowercase (bool): whether word forms are lowercased before lookup.
+    """
+
+    def __init__(
+        self,
+        chars: Sequence[str],
+        words: Sequence[str],
+        lm_words: Sequence[str],
+        *,
+        lowercase: bool,
+    ) -> None:
+        self.chars = list(chars)
+        self.words = list(words)
+        self.lm_words = list(lm_words)
+        self.lowercase = lowercase
+        self.source = (chars, words)
+        self.char_ids = {c: i + N_CHAR_SPECIALS for i, c in enumerate(self.chars)}
+        self.word_ids = {w: i + N_WORD_SPECIALS for i, w in enumerate(self.words)}
+        self.lm_ids = {w: i + 1 for i, w in enumerate(self.lm_words)}
+        self._char_cache: Dict[str, numpy.ndarray] = {}
+
+    @property
+    def n_chars(self) -> int:
+        return len(self.chars) + N_CHAR_SPECIALS
+
+    @property
+    def n_words(self) -> int:
+        return len(self.words) + N_WORD_SPECIALS
+
+    @property
+    def n_lm_words(self) -> int:
+        return len(self.lm_words) + 1
+
+    def normalize(self, text: str) -> str:
+        return text.lower() if self.lowercase else text
+
+    def chars_of(self, text: str) -> numpy.ndarray:
+        ids = self._char_cache.get(text)
+        if ids is None:
+            get = self.char_ids.get
+            ids = numpy.array([get(c, CHAR_UNK) for c in text], dtype="int64")
+            if len(self._char_cache) < 500_000:
+                self._char_cache[text] = ids
+        return ids
+
+    def to_attrs(self) -> Dict[str, object]:
+        return {
+            "chars": self.chars,
+            "words": self.words,
+            "lm_words": self.lm_words,
+            "lowercase": self.lowercase,
+        }
+
+    @classmethod
+    def from_attrs(cls, attrs: Dict) -> "Vocabularies":
+        return cls(
+            attrs["chars"],
+            attrs["words"],
+            attrs["lm_words"],
+            lowercase=bool(attrs["lowercase"]),
+        )
+
+    @classmethod
+    def from_docs(
+        cls,
+        docs: Iterable[Doc],
+        *,
+        min_freq: int,
+        lowercase: bool,
+        pretrained_words: Iterable[str] = (),
+    ) -> "Vocabularies":
+        """Count the training docs: every character seen gets a row; a word gets a
+        row if it occurs at least min_freq times or has a pretrained vector; the
+        language model predicts the words occurring at least min_freq times."""
+        char_counts: Counter = Counter()
+        word_counts: Counter = Counter()
+        for doc in docs:
+            for token in doc:
+                char_counts.update(token.text)
+                word_counts[token.text.lower() if lowercase else token.text] += 1
+        chars = sorted(char_counts)
+        frequent = sorted(w for w, n in word_counts.items() if n >= min_freq)
+        frequent_set = set(frequent)
+        pretrained = sorted(set(pretrained_words) - frequent_set)
+        return cls(chars, frequent + pretrained, frequent, lowercase=lowercase)
+
+
+@dataclass
+class FeatureBatch:
+    """A batch of segments as padded arrays (S segments, T words, C characters)."""
+
+    segments: List[Segment]
+    doc_lengths: List[int]
+    lengths: numpy.ndarray  # (S,)
+    word_ids: numpy.ndarray  # (S, T)
+    char_ids: numpy.ndarray  # (S, C)
+    char_ids_rev: numpy.ndarray  # (S, C)
+    fwd_after: numpy.ndarray  # (S, T)
+    bwd_before: numpy.ndarray  # (S, T)
+    fwd_before: numpy.ndarray  # (S, T)
+    bwd_after: numpy.ndarray  # (S, T)
+    lm_targets: Optional[numpy.ndarray]  # (S, T), LM_IGNORE at padding
+    lm_weight: float = 0.0
+    lm_loss: Optional[float] = None  # set by the encoder in training
+
+    @property
+    def n_segments(self) -> int:
+        return len(self.segments)
+
+
+def featurize(
+    docs: Sequence[Doc],
+    vocab: Vocabularies,
+    *,
+    max_length: int,
+    with_lm_targets: bool,
+) -> FeatureBatch:
+    """Turn a batch of docs into padded arrays, one row per segment."""
+    segments = batch_segments(docs, max_length)
+    n_seg = len(segments)
+    lengths = numpy.array([end - start for _, start, end in segments], dtype="int64")
+    T = int(lengths.max()) if n_seg else 0
+    word_ids = numpy.zeros((n_seg, T), dtype="int64")
+    positions = numpy.zeros((4, n_seg, T), dtype="int64")
+    lm_targets = numpy.full((n_seg, T), LM_IGNORE, dtype="int64") if with_lm_targets else None
+    streams = []
+    word_get = vocab.word_ids.get
+    lm_get = vocab.lm_ids.get
+    sep = numpy.array([CHAR_SEP], dtype="int64")
+    for s, (doc_i, start, end) in enumerate(segments):
+        texts = [token.text for token in docs[doc_i][start:end]]
+        norms = [vocab.normalize(text) for text in texts]
+        n = len(texts)
+        word_ids[s, :n] = [word_get(w, WORD_UNK) for w in norms]
+        if lm_targets is not None:
+            lm_targets[s, :n] = [lm_get(w, LM_UNK) for w in norms]
+        pieces = [sep]
+        for text in texts:
+            pieces.append(vocab.chars_of(text))
+            pieces.append(sep)
+        word_lens = numpy.array([len(p) for p in pieces[1::2]], dtype="int64")
+        after = numpy.cumsum(word_lens + 1)  # separator after each word
+        before = after - word_lens - 1  # separator before each word
+        stream_len = int(after[-1]) + 1
+        positions[0, s, :n] = after
+        positions[1, s, :n] = stream_len - 1 - before
+        positions[2, s, :n] = before
+        positions[3, s, :n] = stream_len - 1 - after
+        streams.append(numpy.concatenate(pieces))
+    C = max((len(x) for x in streams), default=0)
+    char_ids = numpy.zeros((n_seg, C), dtype="int64")
+    char_ids_rev = numpy.zeros((n_seg, C), dtype="int64")
+    for s, stream in enumerate(streams):
+        char_ids[s, : len(stream)] = stream
+        char_ids_rev[s, : len(stream)] = stream[::-1]
+    return FeatureBatch(
+        segments=segments,
+        doc_lengths=[len(doc) for doc in docs],
+        lengths=lengths,
+        word_ids=word_ids,
+        char_ids=char_ids,
+        char_ids_rev=char_ids_rev,
+        fwd_after=positions[0],
+        bwd_before=positions[1],
+        fwd_before=positions[2],
+        bwd_after=positions[3],
+        lm_targets=lm_targets,
+    )

@@ -1,0 +1,136 @@
+"""What Thinc lacks for the papers' recipes: SGD with momentum, global-norm clipping,
+and learning rates that decay per epoch."""
+from typing import Iterator, List
+
+import torch
+from thinc.api import Model, Optimizer
+from thinc.backends import get_array_ops
+from thinc.shims import PyTorchShim
+from thinc.types import FloatsXd
+from spacy.util import registry
+
+
+class MomentumSGD(Optimizer):
+    """SGD with (optionally Nesterov) momentum, in PyTorch's formulation:
+    v = momentum * v + g; w -= lr * v (Nesterov: w -= lr * (g + momentum * v)).
+
+    grad_norm_clip is read by the spacy_lmcrf components, which rescale all their
+    gradients together to this global norm before the update (Thinc's own grad_clip
+    clips each tensor separately).
+    """
+
+    __slots__ = ["momentum", "nesterov", "grad_norm_clip"]
+
+    def __init__(self, learn_rate, *, momentum: float, nesterov: bool, grad_norm_clip: float, **kwargs):
+        super().__init__(learn_rate, beta1=0.0, beta2=0.0, **kwargs)
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.grad_norm_clip = grad_norm_clip
+
+    def __call__(self, key, weights: FloatsXd, gradient: FloatsXd, *, lr_scale: float = 1.0):
+        if len(gradient) < 1:
+            return weights, gradient
+        ops = get_array_ops(weights)
+        self.nr_update[key] += 1
+        if self.L2 != 0 and not self.L2_is_weight_decay:
+            gradient += self.L2 * weights
+        if self.grad_clip:
+            gradient = ops.clip_gradient(gradient, self.grad_clip)
+        step = gradient
+        if self.momentum:
+            velocity = self.mom1.get(key)
+            if velocity is None:
+                velocity = self.mom1[key] = gradient.copy()
+            else:
+                velocity *= self.momentum
+                velocity += gradient
+            step = gradient + self.momentum * velocity if self.nesterov else velocity
+        weights -= lr_scale * self.learn_rate * step
+        if self.L2 != 0 and self.L2_is_weight_decay:
+            weights -= lr_scale * self.learn_rate * self.L2 * weights
+        gradient *= 0
+        if self.averages is not None:
+            if key not in self.averages:
+                self.averages[key] = ops.alloc(weights.shape, dtype="float32")
+            ops.update_averages(self.averages[key], weights, self.nr_update[key])
+        return weights, gradient
+
+
+@registry.optimizers("spacy_lmcrf.SGD.v1")
+def SGD_momentum(
+    learn_rate: float,
+    *,
+    momentum: float = 0.9,
+    nesterov: bool = False,
+    grad_norm_clip: float = 5.0,
+    grad_clip: float = 0.0,
+    L2: float = 0.0,
+    L2_is_weight_decay: bool = False,
+    use_averages: bool = False,
+) -> Optimizer:
+    """SGD with momentum, as Ma & Hovy 2016 and LM-LSTM-CRF train.
+
+    learn_rate (float or schedule): the learning rate.
+    momentum (float): the momentum coefficient (0.9 in the papers).
+    nesterov (bool): use Nesterov momentum.
+    grad_norm_clip (float): rescale each component's gradients to at most this global
+        L2 norm (5.0 in the papers); 0 disables.
+    grad_clip (float): Thinc's per-tensor clipping; 0 disables.
+    L2 (float): L2 penalty (added to the gradient unless L2_is_weight_decay).
+    use_averages (bool): keep parameter averages (keep False for torch-wrapped models).
+    """
+    return MomentumSGD(
+        learn_rate,
+        momentum=momentum,
+        nesterov=nesterov,
+        grad_norm_clip=grad_norm_clip,
+        grad_clip=grad_clip,
+        L2=L2,
+        L2_is_weight_decay=L2_is_weight_decay,
+        use_averages=use_averages,
+    )
+
+
+@registry.schedules("spacy_lmcrf.inverse_time_decay.v1")
+def inverse_time_decay(initial_rate: float, decay: float, steps_per_epoch: int) -> Iterator[float]:
+    """lr_t = initial_rate / (1 + decay * t), with t the epoch (Ma & Hovy 2016;
+    LM-LSTM-CRF uses decay 0.05). spaCy steps schedules once per batch, so give the
+    number of batches per epoch (training sentences / batch size)."""
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be at least 1, got {steps_per_epoch}")
+    step = 0
+    while True:
+        yield initial_rate / (1.0 + decay * (step // steps_per_epoch))
+        step += 1
+
+
+def _torch_parameters(model: Model) -> List[torch.nn.Parameter]:
+    params = []
+    for node in model.walk():
+        for shim in node.shims:
+            if isinstance(shim, PyTorchShim):
+                params.extend(p for p in shim._model.parameters() if p.grad is not None)
+    return params
+
+
+def clip_gradient_norm(model: Model, max_norm: float) -> float:
+    """Rescale every gradient of model (torch and Thinc parameters together) so that
+    their global L2 norm is at most max_norm. Returns the norm before clipping."""
+    torch_params = _torch_parameters(model)
+    thinc_grads = [
+        node.get_grad(name)
+        for node in model.walk()
+        for name in node.param_names
+        if node.has_grad(name)
+    ]
+    square = sum(float((g.astype("float32") ** 2).sum()) for g in thinc_grads)
+    if torch_params:
+        square += float(sum(torch.sum(p.grad.detach().float() ** 2) for p in torch_params))
+    norm = square**0.5
+    if norm > max_norm > 0:
+        scale = max_norm / (norm + 1e-6)
+        for p in torch_params:
+            p.grad.mul_(scale)
+        for grad in thinc_grads:
+            grad *= scale
+    return norm

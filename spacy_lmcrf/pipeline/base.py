@@ -1,0 +1,289 @@
+"""CRFSequenceLabeler: the trainable component every CRF labeler of this package extends.
+
+A subclass says where gold tags come from (_gold_tags), which labels the training
+data has (_labels_from_examples) and how decoded tags are written (set_annotations).
+"""
+from dataclasses import dataclass
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+import torch
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Model, Optimizer
+
+from ..ml.crf import crf_loss, forward_backward, subsequence_log_prob, viterbi
+from ..ml.crf_tagger import CRFScores, get_crf_module
+from ..optimizers import clip_gradient_norm
+from ..tags import SCHEMES, allowed_transitions, tag_names, tags_to_spans
+
+Span3 = Tuple[int, int, str]
+
+
+@dataclass
+class CRFPrediction:
+    """Decoded tags per doc, and for span labelers the spans with their probabilities."""
+
+    tags: List[List[str]]
+    spans: Optional[List[List[Span3]]] = None
+    span_scores: Optional[List[numpy.ndarray]] = None
+
+
+class CRFSequenceLabeler(TrainablePipe):
+    """Label each token with a CRF over a tok2vec's vectors.
+
+    scheme (Optional[str]): the tag scheme spans are encoded in ("BIOES", "BILUO",
+        "IOB2", "IOB1"), or None for plain token tags (no transition constraints).
+    margin_cost (float): 0 trains the negative log-likelihood; a positive value trains
+        the softmax-margin objective with this Hamming cost (Yang et al. 2016 use 5).
+    """
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str,
+        *,
+        scheme: Optional[str],
+        margin_cost: float = 0.0,
+        scorer: Optional[Callable] = None,
+        **cfg,
+    ) -> None:
+        if scheme is not None and scheme not in SCHEMES:
+            raise ValueError(f"Unknown tag scheme {scheme!r}; use one of {SCHEMES} or None.")
+        if margin_cost < 0:
+            raise ValueError(f"margin_cost must be >= 0, got {margin_cost}")
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg = {"labels": [], "scheme": scheme, "margin_cost": float(margin_cost), **cfg}
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.labels)
+
+    @property
+    def tag_names(self) -> List[str]:
+        scheme = self.cfg["scheme"]
+        return tag_names(self.labels, scheme) if scheme else list(self.labels)
+
+    def add_label(self, label: str) -> int:
+        if not isinstance(label, str):
+            raise ValueError(f"Labels must be strings, got {label!r}")
+        if label in self.labels:
+            return 0
+        if self._is_initialized:
+            raise ValueError(
+                f"Cannot add label {label!r} to '{self.name}' after it was initialized: "
+                "the CRF's tag set is fixed. Add labels before nlp.initialize()."
+            )
+        self.cfg["labels"].append(label)
+        self.vocab.strings.add(label)
+        return 1
+
+    @property
+    def _is_initialized(self) -> bool:
+        return get_crf_module(self.model).n_tags == len(self.tag_names) > 1
+
+    def _configure_crf(self) -> None:
+        names = self.tag_names
+        allowed, start, end = allowed_transitions(names, self.cfg["scheme"])
+        get_crf_module(self.model).configure(len(names), allowed, start, end)
+        self.model.set_dim("nO", len(names), force=True)
+
+    # Subclasses define these three.
+    def _labels_from_examples(self, examples: Iterable[Example]) -> Iterable[str]:
+        raise NotImplementedError
+
+    def _gold_tags(self, example: Example) -> List[Optional[str]]:
+        """One tag per predicted token in the component's scheme, None where unknown."""
+        raise NotImplementedError
+
+    def set_annotations(self, docs: Iterable[Doc], prediction: CRFPrediction) -> None:
+        raise NotImplementedError
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Find the labels in the training data (or take labels, e.g. from
+        `spacy init labels`) and build the model's vocabularies from every training doc."""
+        validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
+        examples = list(get_examples())
+        found = sorted(set(self._labels_from_examples(examples))) if labels is None else labels
+        for label in found:
+            if label not in self.labels:
+                self.cfg["labels"].append(label)
+                self.vocab.strings.add(label)
+        if not self.labels:
+            raise ValueError(
+                f"'{self.name}' found no labels in the training data; check that the "
+                "examples carry the annotation this component learns."
+            )
+        self._configure_crf()
+        self.model.initialize(X=[eg.predicted for eg in examples])
+
+    def predict(self, docs: Iterable[Doc]) -> CRFPrediction:
+        docs = list(docs)
+        return self._decode(self.model.predict(docs), docs)
+
+    def _decode(self, scores: CRFScores, docs: List[Doc]) -> CRFPrediction:
+        names = self.tag_names
+        tags = [["O" if self.cfg["scheme"] else names[0]] * n for n in scores.doc_lengths]
+        if scores.potentials is None:
+            spans = [[] for _ in docs] if self.cfg["scheme"] else None
+            span_scores = [numpy.zeros((0,), dtype="float32") for _ in docs] if spans is not None else None
+            return CRFPrediction(tags, spans, span_scores)
+        best, _ = viterbi(scores.potentials, scores.lengths)
+        best = best.cpu().numpy()
+        for s, (doc_i, start, end) in enumerate(scores.segments):
+            tags[doc_i][start:end] = [names[i] for i in best[s, : end - start]]
+        if not self.cfg["scheme"]:
+            return CRFPrediction(tags)
+        spans, span_scores = self._span_probabilities(scores, best, tags)
+        return CRFPrediction(tags, spans, span_scores)
+
+    def _span_probabilities(
+        self, scores: CRFScores, best: numpy.ndarray, tags: List[List[str]]
+    ) -> Tuple[List[List[Span3]], List[numpy.ndarray]]:
+        """Each decoded span's marginal probability: that its tokens carry exactly its
+        tags (and, in IOB schemes, that the next token does not continue it)."""
+        scheme = self.cfg["scheme"]
+        spans: List[List[Span3]] = [[] for _ in scores.doc_lengths]
+        queries = []  # (segment, start in segment, n tags, tags, continuation tag or -1)
+        for s, (doc_i, start, end) in enumerate(scores.segments):
+            for s_start, s_end, label in tags_to_spans(tags[doc_i][start:end], scheme):
+                spans[doc_i].append((start + s_start, start + s_end, label))
+                path = best[s, s_start:s_end].tolist()
+                cont = -1
+                if scheme in ("IOB1", "IOB2") and s_end < end - start:
+                    cont = self.tag_names.index(f"I-{label}")
+                queries.append((s, s_start, path, cont))
+        if not queries:
+            return spans, [numpy.zeros((0,), dtype="float32") for _ in spans]
+        pots, lengths = scores.potentials, scores.lengths
+        alpha, beta, log_z = forward_backward(pots, lengths)
+        device = pots.device
+        K = max(len(q[2]) + 1 for q in queries)
+        batch_index = torch.tensor([q[0] for q in queries], device=device)
+        starts = torch.tensor([q[1] for q in queries], device=device)
+        paths = torch.zeros((len(queries), K), dtype=torch.long, device=device)
+        n_used = torch.tensor([len(q[2]) for q in queries], device=device)
+        for k, (_, _, path, cont) in enumerate(queries):
+            paths[k, : len(path)] = torch.tensor(path)
+            if cont >= 0:
+                paths[k, len(path)] = cont
+        probs = subsequence_log_prob(pots, alpha, beta, log_z, batch_index, starts, paths, n_used).exp()
+        has_cont = torch.tensor([q[3] >= 0 for q in queries], device=device)
+        if bool(has_cont.any()):
+            with_cont = subsequence_log_prob(pots, alpha, beta, log_z, batch_index, starts, paths, n_used + 1).exp()
+            probs = torch.where(has_cont, probs - with_cont, probs)
+        probs = probs.clamp(0.0, 1.0).cpu().numpy().astype("float32")
+        span_scores, k = [], 0
+        for doc_spans in spans:
+            span_scores.append(probs[k : k + len(doc_spans)])
+            k += len(doc_spans)
+        return spans, span_scores
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, f"{type(self).__name__}.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        lm_nodes = [node for node in self.model.walk() if "last_lm_loss" in node.attrs]
+        for node in lm_nodes:
+            node.attrs["last_lm_loss"] = None
+        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_potentials = self.get_loss(examples, scores)
+        backprop(d_potentials)
+        if sgd not in (None, False):
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        for node in lm_nodes:
+            if node.attrs["last_lm_loss"] is not None:
+                key = f"{self.name}_lm"
+                losses[key] = losses.get(key, 0.0) + node.attrs["last_lm_loss"]
+        return losses
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        max_norm = getattr(sgd, "grad_norm_clip", 0.0)
+        if max_norm:
+            clip_gradient_norm(self.model, max_norm)
+        self.model.finish_update(sgd)
+
+    def get_loss(self, examples: Iterable[Example], scores: CRFScores) -> Tuple[float, Optional[torch.Tensor]]:
+        """The CRF loss summed over the batch's segments, and its gradient with respect
+        to the potentials. Tokens without a gold tag are marginalised, not trained as O."""
+        examples = list(examples)
+        gold = self._gold_tensor(examples, scores)
+        if scores.potentials is None:
+            return 0.0, None
+        potentials = scores.potentials.detach().requires_grad_()
+        with torch.enable_grad():
+            loss = crf_loss(potentials, scores.lengths, gold, cost=self.cfg["margin_cost"]).sum()
+            loss.backward()
+        return float(loss.detach()), potentials.grad
+
+    def _gold_tensor(self, examples: List[Example], scores: CRFScores) -> Optional[torch.Tensor]:
+        if scores.potentials is None:
+            return None
+        index = {name: i for i, name in enumerate(self.tag_names)}
+        per_doc = []
+        for i, eg in enumerate(examples):
+            try:
+                tags = self._gold_tags(eg)
+            except ValueError as error:
+                raise wrap_gold_error(self.name, i, eg, error) from error
+            ids = []
+            for tag in tags:
+                if tag is None:
+                    ids.append(-1)
+                elif tag in index:
+                    ids.append(index[tag])
+                else:
+                    raise ValueError(
+                        f"'{self.name}': the gold tag {tag!r} of example {i} "
+                        f"({_preview(eg)}) is not among the labels {list(self.labels)} "
+                        "found at initialization."
+                    )
+            per_doc.append(ids)
+        T = scores.potentials.shape[1]
+        gold = numpy.full((len(scores.segments), T), -1, dtype="int64")
+        for s, (doc_i, start, end) in enumerate(scores.segments):
+            gold[s, : end - start] = per_doc[doc_i][start:end]
+        return torch.from_numpy(gold).to(scores.potentials.device)
+
+
+def _preview(example: Example, n_words: int = 8) -> str:
+    words = [t.text for t in islice(example.reference, n_words)]
+    more = " ..." if len(example.reference) > n_words else ""
+    return repr(" ".join(words) + more)
+
+
+def wrap_gold_error(component: str, example_index: int, example: Example, error: ValueError) -> ValueError:
+    return ValueError(
+        f"'{component}': example {example_index} ({_preview(example)}) has gold "
+        f"annotation that cannot be encoded: {error}"
+    )

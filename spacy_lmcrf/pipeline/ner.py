@@ -1,0 +1,68 @@
+"""lm_crf_ner: named entities from a CRF, written to doc.ents with their probabilities."""
+from typing import Callable, Iterable, List, Optional
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example
+from spacy.util import registry
+from spacy.vocab import Vocab
+from thinc.api import Model
+
+from ..tags import biluo_to_spans_and_missing, spans_to_tags
+from .base import CRFPrediction, CRFSequenceLabeler
+from .defaults import DEFAULT_MODEL
+
+
+@Language.factory(
+    "lm_crf_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "scheme": "BIOES",
+        "margin_cost": 0.0,
+        "spans_key": None,
+        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    },
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_lm_crf_ner(
+    nlp: Language,
+    name: str,
+    model: Model,
+    scheme: str,
+    margin_cost: float,
+    spans_key: Optional[str],
+    scorer: Optional[Callable],
+) -> "CRFEntityRecognizer":
+    """A CRF named-entity recognizer (LM-LSTM-CRF by default).
+
+    model (Model[List[Doc], CRFScores]): the CRF tagger model.
+    scheme (str): the tag scheme of the CRF ("BIOES", "BILUO", "IOB2" or "IOB1").
+    margin_cost (float): 0 for the negative log-likelihood, > 0 for softmax-margin.
+    spans_key (Optional[str]): where the entities and their probabilities are also kept
+        (doc.spans[spans_key], scores in its attrs["scores"]); the component's name if None.
+    scorer (Optional[Callable]): the scoring method.
+    """
+    return CRFEntityRecognizer(
+        nlp.vocab, model, name, scheme=scheme, margin_cost=margin_cost,
+        spans_key=spans_key or name, scorer=scorer,
+    )
+
+
+class CRFEntityRecognizer(CRFSequenceLabeler):
+    """Writes doc.ents (every other token O) and doc.spans[spans_key] with probabilities."""
+
+    def _labels_from_examples(self, examples: Iterable[Example]) -> Iterable[str]:
+        return {ent.label_ for eg in examples for ent in eg.reference.ents}
+
+    def _gold_tags(self, example: Example) -> List[Optional[str]]:
+        spans, missing = biluo_to_spans_and_missing(example.get_aligned_ner())
+        return spans_to_tags(len(example.predicted), spans, self.cfg["scheme"], missing)
+
+    def set_annotations(self, docs: Iterable[Doc], prediction: CRFPrediction) -> None:
+        for doc, spans, scores in zip(docs, prediction.spans, prediction.span_scores):
+            ents = [Span(doc, start, end, label=label) for start, end, label in spans]
+            doc.set_ents(ents, default="outside")
+            group = SpanGroup(doc, name=self.cfg["spans_key"], spans=ents)
+            group.attrs["scores"] = scores
+            doc.spans[self.cfg["spans_key"]] = group

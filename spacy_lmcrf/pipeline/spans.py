@@ -1,0 +1,77 @@
+"""lm_crf_spans: non-overlapping labelled spans (e.g. chunks) in doc.spans[spans_key]."""
+from typing import Callable, Iterable, List, Optional
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example
+from spacy.vocab import Vocab
+from thinc.api import Model
+
+from ..tags import spans_to_tags
+from .base import CRFPrediction, CRFSequenceLabeler
+from .defaults import DEFAULT_MODEL
+
+
+@Language.factory(
+    "lm_crf_spans",
+    assigns=["doc.spans"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "spans_key": "sc",
+        "scheme": "BIOES",
+        "margin_cost": 0.0,
+        "scorer": {"@scorers": "spacy.spancat_scorer.v1"},
+    },
+    default_score_weights={"spans_sc_f": 1.0, "spans_sc_p": 0.0, "spans_sc_r": 0.0},
+)
+def make_lm_crf_spans(
+    nlp: Language,
+    name: str,
+    model: Model,
+    spans_key: str,
+    scheme: str,
+    margin_cost: float,
+    scorer: Optional[Callable],
+) -> "CRFSpanLabeler":
+    """A CRF labeler of non-overlapping spans, such as syntactic chunks.
+
+    model (Model[List[Doc], CRFScores]): the CRF tagger model.
+    spans_key (str): the doc.spans key read for gold spans and written with predictions
+        (scores in attrs["scores"]).
+    scheme (str): the tag scheme of the CRF.
+    margin_cost (float): 0 for the negative log-likelihood, > 0 for softmax-margin.
+    scorer (Optional[Callable]): the scoring method.
+    """
+    return CRFSpanLabeler(
+        nlp.vocab, model, name, scheme=scheme, margin_cost=margin_cost,
+        spans_key=spans_key, scorer=scorer,
+    )
+
+
+class CRFSpanLabeler(CRFSequenceLabeler):
+    def _labels_from_examples(self, examples: Iterable[Example]) -> Iterable[str]:
+        key = self.cfg["spans_key"]
+        return {span.label_ for eg in examples for span in eg.reference.spans.get(key, [])}
+
+    def _gold_tags(self, example: Example) -> List[Optional[str]]:
+        n = len(example.predicted)
+        key = self.cfg["spans_key"]
+        if key not in example.reference.spans:
+            return [None] * n
+        gold = list(example.reference.spans[key])
+        spans, missing = [], [False] * n
+        for span in gold:
+            aligned = example.get_aligned_spans_y2x([span], allow_overlap=True)
+            if aligned:
+                spans.extend((s.start, s.end, s.label_) for s in aligned)
+            else:
+                for i in example.alignment.y2x[span.start : span.end].dataXd:
+                    missing[int(i)] = True
+        return spans_to_tags(n, spans, self.cfg["scheme"], missing)
+
+    def set_annotations(self, docs: Iterable[Doc], prediction: CRFPrediction) -> None:
+        key = self.cfg["spans_key"]
+        for doc, spans, scores in zip(docs, prediction.spans, prediction.span_scores):
+            group = SpanGroup(doc, name=key, spans=[Span(doc, s, e, label=l) for s, e, l in spans])
+            group.attrs["scores"] = scores
+            doc.spans[key] = group

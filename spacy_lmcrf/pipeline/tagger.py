@@ -1,0 +1,45 @@
+"""lm_crf_tagger: one tag per token (e.g. part of speech) from a CRF, in token.tag_."""
+from typing import Callable, Iterable, List, Optional
+
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
+from thinc.api import Model
+
+from .base import CRFPrediction, CRFSequenceLabeler
+from .defaults import DEFAULT_MODEL
+
+
+@Language.factory(
+    "lm_crf_tagger",
+    assigns=["token.tag"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "margin_cost": 0.0,
+        "scorer": {"@scorers": "spacy.tagger_scorer.v1"},
+    },
+    default_score_weights={"tag_acc": 1.0},
+)
+def make_lm_crf_tagger(
+    nlp: Language, name: str, model: Model, margin_cost: float, scorer: Optional[Callable]
+) -> "CRFTagger":
+    """A CRF token tagger: every token gets one of the tags seen in training.
+
+    model (Model[List[Doc], CRFScores]): the CRF tagger model.
+    margin_cost (float): 0 for the negative log-likelihood, > 0 for softmax-margin.
+    scorer (Optional[Callable]): the scoring method.
+    """
+    return CRFTagger(nlp.vocab, model, name, scheme=None, margin_cost=margin_cost, scorer=scorer)
+
+
+class CRFTagger(CRFSequenceLabeler):
+    def _labels_from_examples(self, examples: Iterable[Example]) -> Iterable[str]:
+        return {token.tag_ for eg in examples for token in eg.reference if token.tag_}
+
+    def _gold_tags(self, example: Example) -> List[Optional[str]]:
+        return [tag or None for tag in example.get_aligned("TAG", as_string=True)]
+
+    def set_annotations(self, docs: Iterable[Doc], prediction: CRFPrediction) -> None:
+        for doc, tags in zip(docs, prediction.tags):
+            for token, tag in zip(doc, tags):
+                token.tag_ = tag
