@@ -188,7 +188,8 @@ class CRFSequenceLabeler(TrainablePipe):
         probs = subsequence_log_prob(pots, alpha, beta, log_z, batch_index, starts, paths, n_used).exp()
         has_cont = torch.tensor([q[3] >= 0 for q in queries], device=device)
         if bool(has_cont.any()):
-            with_cont = subsequence_log_prob(pots, alpha, beta, log_z, batch_index, starts, paths, n_used + 1).exp()
+            n_cont = n_used + has_cont.long()
+            with_cont = subsequence_log_prob(pots, alpha, beta, log_z, batch_index, starts, paths, n_cont).exp()
             probs = torch.where(has_cont, probs - with_cont, probs)
         probs = probs.clamp(0.0, 1.0).cpu().numpy().astype("float32")
         span_scores, k = [], 0

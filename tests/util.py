@@ -1,0 +1,79 @@
+"""Small pipelines and training data shared by the component tests."""
+from typing import Dict, List, Optional
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from thinc.api import Adam
+
+TINY_TOK2VEC = {
+    "char_dim": 8,
+    "char_hidden": 24,
+    "width": 32,
+    "word_dim": 16,
+    "min_freq": 1,
+    "dropout": 0.0,
+}
+
+NER_DATA = [
+    ("Peter Blackburn lives in Berlin .", ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]),
+    ("EU rejects German call to boycott British lamb .", ["B-ORG", "O", "B-MISC", "O", "O", "O", "B-MISC", "O", "O"]),
+    ("Angela Merkel met Emmanuel Macron in Paris", ["B-PER", "I-PER", "O", "B-PER", "I-PER", "O", "B-LOC"]),
+    ("The European Commission said on Thursday", ["O", "B-ORG", "I-ORG", "O", "O", "O"]),
+]
+
+TAG_DATA = [
+    ("I like green eggs", ["PRP", "VBP", "JJ", "NNS"]),
+    ("Eat blue ham", ["VB", "JJ", "NN"]),
+    ("They eat ham and eggs", ["PRP", "VBP", "NN", "CC", "NNS"]),
+]
+
+CHUNK_DATA = [
+    ("He reckons the current account deficit will narrow", [(0, 1, "NP"), (1, 2, "VP"), (2, 6, "NP"), (6, 8, "VP")]),
+    ("The dog barked loudly", [(0, 2, "NP"), (2, 3, "VP"), (3, 4, "ADVP")]),
+    ("Prices rose", [(0, 1, "NP"), (1, 2, "VP")]),
+]
+
+
+def ner_examples(nlp: Language) -> List[Example]:
+    examples = []
+    for text, tags in NER_DATA:
+        words = text.split()
+        ref = Doc(nlp.vocab, words=words, ents=tags)
+        examples.append(Example(nlp.make_doc(text), ref))
+    return examples
+
+
+def tag_examples(nlp: Language) -> List[Example]:
+    return [
+        Example(nlp.make_doc(text), Doc(nlp.vocab, words=text.split(), tags=tags))
+        for text, tags in TAG_DATA
+    ]
+
+
+def chunk_examples(nlp: Language, key: str = "chunks") -> List[Example]:
+    examples = []
+    for text, spans in CHUNK_DATA:
+        ref = Doc(nlp.vocab, words=text.split())
+        ref.spans[key] = [Span(ref, s, e, label=l) for s, e, l in spans]
+        examples.append(Example(nlp.make_doc(text), ref))
+    return examples
+
+
+def make_nlp(factory: str, config: Optional[Dict] = None, tok2vec: Optional[Dict] = None) -> Language:
+    nlp = spacy.blank("en")
+    cfg = {"model": {"tok2vec": {**TINY_TOK2VEC, **(tok2vec or {})}}}
+    cfg.update(config or {})
+    nlp.add_pipe(factory, config=cfg)
+    return nlp
+
+
+def train(nlp: Language, examples: List[Example], n_steps: int, learn_rate: float = 0.01) -> Dict[str, float]:
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(learn_rate)
+    losses: Dict[str, float] = {}
+    for _ in range(n_steps):
+        losses = {}
+        nlp.update(examples, sgd=optimizer, losses=losses)
+    return losses
