@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .bucketing import length_groups
 from .featurize import CHAR_PAD, LM_IGNORE
 from .highway import Highway
 from .lstm_init import init_lstm_
@@ -34,6 +35,7 @@ class CharLanguageModel(nn.Module):
     use_lm (bool): False gives the paper's "no LM" ablation: no language model.
     n_lm_words (int): the language model's output classes (resized at initialization).
     dropout (float): dropout on character embeddings and LSTM states.
+    group_size (int): segments per length-sorted group run through the LSTMs.
     """
 
     def __init__(
@@ -48,9 +50,11 @@ class CharLanguageModel(nn.Module):
         use_lm: bool,
         n_lm_words: int,
         dropout: float,
+        group_size: int = 64,
     ) -> None:
         super().__init__()
         self.hidden = hidden
+        self.group_size = group_size
         self.embed = nn.Embedding(n_chars, char_dim, padding_idx=CHAR_PAD)
         nn.init.uniform_(self.embed.weight, -((3.0 / char_dim) ** 0.5), (3.0 / char_dim) ** 0.5)
         lstm_dropout = dropout if depth > 1 else 0.0
@@ -87,6 +91,7 @@ class CharLanguageModel(nn.Module):
         self,
         char_ids: torch.Tensor,
         char_ids_rev: torch.Tensor,
+        char_lengths_cpu: torch.Tensor,
         fwd_after: torch.Tensor,
         bwd_before: torch.Tensor,
         fwd_before: Optional[torch.Tensor] = None,
@@ -95,18 +100,35 @@ class CharLanguageModel(nn.Module):
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Return the per-word features for the labeler (S, T, 2 * hidden), and the
         language-model loss (mean cross-entropy forward + mean cross-entropy backward)
-        when targets are given and the model has a language model, else None."""
-        fwd_states, _ = self.fwd_lstm(self.dropout(self.embed(char_ids)))
-        bwd_states, _ = self.bwd_lstm(self.dropout(self.embed(char_ids_rev)))
-        f = self.dropout(gather_positions(fwd_states, fwd_after))
-        r = self.dropout(gather_positions(bwd_states, bwd_before))
+        when targets are given and the model has a language model, else None.
+
+        The character LSTMs run over length-sorted groups of segments, each padded only
+        to its own longest character stream."""
+        with_lm = lm_targets is not None and self.use_lm
+        parts, order = [], []
+        for group in length_groups(char_lengths_cpu, self.group_size):
+            C = int(char_lengths_cpu[group].max())
+            index = group.to(char_ids.device)
+            fwd_states, _ = self.fwd_lstm(self.dropout(self.embed(char_ids[index, :C])))
+            bwd_states, _ = self.bwd_lstm(self.dropout(self.embed(char_ids_rev[index, :C])))
+            gathered = [
+                gather_positions(fwd_states, fwd_after[index]),
+                gather_positions(bwd_states, bwd_before[index]),
+            ]
+            if with_lm:
+                gathered.append(gather_positions(fwd_states, fwd_before[index]))
+                gathered.append(gather_positions(bwd_states, bwd_after[index]))
+            parts.append(torch.cat(gathered, dim=-1))
+            order.append(index)
+        states = torch.cat(parts)[torch.argsort(torch.cat(order))]
+        states = self.dropout(states)
+        f, r = states[..., : self.hidden], states[..., self.hidden : 2 * self.hidden]
         if self.use_highway:
             f, r = self.fwd_to_sl(f), self.bwd_to_sl(r)
         features = torch.cat([f, r], dim=-1)
-        if lm_targets is None or not self.use_lm:
+        if not with_lm:
             return features, None
-        f_lm = self.dropout(gather_positions(fwd_states, fwd_before))
-        r_lm = self.dropout(gather_positions(bwd_states, bwd_after))
+        f_lm, r_lm = states[..., 2 * self.hidden : 3 * self.hidden], states[..., 3 * self.hidden :]
         if self.use_highway:
             f_lm, r_lm = self.fwd_to_lm(f_lm), self.bwd_to_lm(r_lm)
         keep = lm_targets != LM_IGNORE

@@ -131,6 +131,7 @@ class FeatureBatch:
     lengths: numpy.ndarray  # (S,)
     word_ids: numpy.ndarray  # (S, T)
     char_ids: numpy.ndarray  # (S, C)
+    char_lengths: numpy.ndarray  # (S,)
     char_ids_rev: numpy.ndarray  # (S, C)
     fwd_after: numpy.ndarray  # (S, T)
     bwd_before: numpy.ndarray  # (S, T)
@@ -196,6 +197,7 @@ def featurize(
         lengths=lengths,
         word_ids=word_ids,
         char_ids=char_ids,
+        char_lengths=numpy.array([len(x) for x in streams], dtype="int64"),
         char_ids_rev=char_ids_rev,
         fwd_after=positions[0],
         bwd_before=positions[1],

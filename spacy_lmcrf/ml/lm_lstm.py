@@ -61,7 +61,7 @@ class LMLSTMEncoder(nn.Module):
             self.word_embed = nn.Embedding(n_words, word_dim, padding_idx=WORD_PAD).to(device)
         n_in = word_dim + 2 * self.char_lm.hidden
         if n_in != self.encoder.n_in:
-            dropout = self.encoder.lstm.dropout
+            dropout = self.encoder.dropout_rate
             self.encoder = BiLSTMEncoder(n_in, self.width, self.depth, dropout).to(device)
 
     def resize_to_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
@@ -80,6 +80,7 @@ class LMLSTMEncoder(nn.Module):
         lengths_cpu: torch.Tensor,
         char_ids: torch.Tensor,
         char_ids_rev: torch.Tensor,
+        char_lengths_cpu: torch.Tensor,
         fwd_after: torch.Tensor,
         bwd_before: torch.Tensor,
         fwd_before: Optional[torch.Tensor] = None,
@@ -88,7 +89,7 @@ class LMLSTMEncoder(nn.Module):
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Return the word bi-LSTM states (S, T, width) and the LM loss (or None)."""
         char_features, lm_loss = self.char_lm(
-            char_ids, char_ids_rev, fwd_after, bwd_before, fwd_before, bwd_after, lm_targets
+            char_ids, char_ids_rev, char_lengths_cpu, fwd_after, bwd_before, fwd_before, bwd_after, lm_targets
         )
         words = self.word_embed(word_ids)
         x = self.dropout(torch.cat([char_features, words], dim=-1))

@@ -234,6 +234,7 @@ def _convert_inputs(model: Model, batch: FeatureBatch, is_train: bool) -> Tuple[
         "lengths_cpu": torch.from_numpy(batch.lengths),
         "char_ids": as_tensor(batch.char_ids),
         "char_ids_rev": as_tensor(batch.char_ids_rev),
+        "char_lengths_cpu": torch.from_numpy(batch.char_lengths),
         "fwd_after": as_tensor(batch.fwd_after),
         "bwd_before": as_tensor(batch.bwd_before),
     }
