@@ -1,0 +1,90 @@
+from itertools import islice
+
+import numpy
+import pytest
+import torch
+from spacy.util import registry
+
+from spacy_lmcrf.optimizers import clip_gradient_norm
+
+from .util import make_nlp, ner_examples
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_sgd_matches_torch(nesterov):
+    rng = numpy.random.default_rng(0)
+    start = rng.normal(size=(4, 3)).astype("float32")
+    grads = [rng.normal(size=(4, 3)).astype("float32") for _ in range(4)]
+    optimizer = registry.optimizers.get("spacy_lmcrf.SGD.v1")(
+        0.1, momentum=0.9, nesterov=nesterov, grad_norm_clip=0.0
+    )
+    ours = start.copy()
+    for grad in grads:
+        ours, _ = optimizer((0, "w"), ours, grad.copy())
+    param = torch.nn.Parameter(torch.from_numpy(start.copy()))
+    reference = torch.optim.SGD([param], lr=0.1, momentum=0.9, nesterov=nesterov)
+    for grad in grads:
+        param.grad = torch.from_numpy(grad.copy())
+        reference.step()
+    numpy.testing.assert_allclose(ours, param.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_inverse_time_decay_steps_per_epoch():
+    schedule = registry.schedules.get("spacy_lmcrf.inverse_time_decay.v1")(0.015, 0.05, 3)
+    rates = list(islice(schedule, 9))
+    expected = [0.015] * 3 + [0.015 / 1.05] * 3 + [0.015 / 1.1] * 3
+    numpy.testing.assert_allclose(rates, expected)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        next(registry.schedules.get("spacy_lmcrf.inverse_time_decay.v1")(0.1, 0.05, 0))
+
+
+def test_schedule_drives_the_optimizer():
+    schedule = registry.schedules.get("spacy_lmcrf.inverse_time_decay.v1")(1.0, 1.0, 2)
+    optimizer = registry.optimizers.get("spacy_lmcrf.SGD.v1")(schedule)
+    seen = []
+    for _ in range(5):
+        seen.append(optimizer.learn_rate)
+        optimizer.step_schedules()
+    assert seen == [1.0, 1.0, 0.5, 0.5, 1.0 / 3]
+
+
+def _model_grads(model):
+    return [
+        p.grad.clone()
+        for node in model.walk()
+        for shim in node.shims
+        for p in shim._model.parameters()
+        if p.grad is not None
+    ]
+
+
+def test_global_norm_clipping_rescales_all_gradients_together():
+    nlp = make_nlp("lm_crf_ner")
+    examples = ner_examples(nlp)
+    nlp.initialize(lambda: examples)
+    ner = nlp.get_pipe("lm_crf_ner")
+    scores, backprop = ner.model.begin_update([eg.predicted for eg in examples])
+    _, d_potentials = ner.get_loss(examples, scores)
+    backprop(d_potentials * 100.0)
+    before = _model_grads(ner.model)
+    norm = float(torch.sqrt(sum((g**2).sum() for g in before)))
+    assert norm > 5.0
+    returned = clip_gradient_norm(ner.model, 5.0)
+    assert returned == pytest.approx(norm, rel=1e-4)
+    after = _model_grads(ner.model)
+    assert float(torch.sqrt(sum((g**2).sum() for g in after))) == pytest.approx(5.0, rel=1e-3)
+    for b, a in zip(before, after):
+        torch.testing.assert_close(a, b * (5.0 / norm), rtol=1e-3, atol=1e-7)
+
+
+def test_component_update_applies_global_clipping():
+    nlp = make_nlp("lm_crf_ner")
+    examples = ner_examples(nlp)
+    nlp.initialize(lambda: examples)
+    optimizer = registry.optimizers.get("spacy_lmcrf.SGD.v1")(0.01, grad_norm_clip=1e-3)
+    module = nlp.get_pipe("lm_crf_ner").model.get_ref("crf_head").shims[0]._model
+    before = [p.detach().clone() for p in module.parameters()]
+    nlp.update(examples, sgd=optimizer)
+    moved = sum(float((p.detach() - b).norm() ** 2) for p, b in zip(module.parameters(), before)) ** 0.5
+    # one SGD step moves the weights by lr * (clipped) gradient: at most 0.01 * 1e-3 in norm
+    assert 0 < moved <= 0.01 * 1e-3 * 1.01
