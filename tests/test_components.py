@@ -282,7 +282,6 @@ def test_fresh_process_loads_through_entry_points(trained_ner):
         trained_ner.to_disk(tmp)
         code = (
             "import sys, spacy; nlp = spacy.load(sys.argv[1]); "
-            "assert 'spacy_lmcrf' not in sys.modules or True; "
             "print([(e.text, e.label_) for e in nlp('Peter Blackburn lives in Berlin .').ents])"
         )
         out = subprocess.run([sys.executable, "-c", code, str(tmp)], capture_output=True, text=True)
