@@ -38,6 +38,15 @@ setup(
         "thinc_schedules": [
             "spacy_lmcrf.inverse_time_decay.v1 = spacy_lmcrf.optimizers:inverse_time_decay",
         ],
+        "spacy_loggers": [
+            "spacy_lmcrf.TimedLogger.v1 = spacy_lmcrf.loggers:timed_logger",
+        ],
+        "spacy_readers": [
+            "spacy_lmcrf.GoldTokenCorpus.v1 = spacy_lmcrf.corpus:create_gold_token_corpus",
+        ],
+        "spacy_callbacks": [
+            "spacy_lmcrf.stop_after_minutes.v1 = spacy_lmcrf.callbacks:stop_after_minutes",
+        ],
     },
     classifiers=[
         "Framework :: spaCy",

@@ -1,4 +1,5 @@
 """LM-augmented CRF sequence labeling for spaCy."""
-from . import ml, optimizers, pipeline  # noqa: F401  (registers architectures, factories, optimizers)
+# Importing registers the architectures, factories, optimizers, loggers, readers, callbacks.
+from . import callbacks, corpus, loggers, ml, optimizers, pipeline  # noqa: F401
 
 from .about import __version__  # noqa: F401

@@ -28,11 +28,17 @@ Command line::
         [--expect-tokens N] [--store-user-data]
     python -m spacy_lmcrf.conll split-dev DOCS TRAIN_OUT DEV_OUT
         --n-dev 1000 [--seed 0]
+    python -m spacy_lmcrf.conll slice DOCS OUTPUT --start 0 --end 3132
+    python -m spacy_lmcrf.conll count INPUT [--expect-sentences N]
+        [--expect-tokens N]
 
 The first writes a ``.spacy`` DocBin and checks it against an independent
 count of the input and a re-encoding of every entity/chunk. ``split-dev``
 holds out ``n_dev`` random Docs of a DocBin as a dev set (the CoNLL-2000
 papers hold out 1,000 training sentences), deterministically for a seed.
+``slice`` writes the Docs ``start:end`` of a DocBin, in order (a contiguous
+split). ``count`` counts the sentences and tokens of a CoNLL file and fails
+unless they are the expected numbers.
 """
 import argparse
 import gzip
@@ -391,6 +397,40 @@ def split_dev(
     return len(docs) - n_dev, n_dev
 
 
+def slice_docs(docs_path: PathLike, output: PathLike, start: int, end: int) -> int:
+    """Write Docs start..end (end exclusive) of a DocBin, in order; return how many.
+
+    The range must lie inside the DocBin: a split never silently comes out short.
+    """
+    docs = list(DocBin().from_disk(docs_path).get_docs(Vocab()))
+    if not 0 <= start < end <= len(docs):
+        raise ValueError(
+            f"{docs_path}: can't take docs {start}:{end} of {len(docs)} "
+            f"(need 0 <= start < end <= {len(docs)})"
+        )
+    selected = docs[start:end]
+    doc_bin = DocBin(docs=selected, store_user_data=any(doc.user_data for doc in selected))
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    doc_bin.to_disk(output)
+    return len(selected)
+
+
+def check_counts(
+    path: PathLike,
+    expect_sentences: Optional[int] = None,
+    expect_tokens: Optional[int] = None,
+) -> Tuple[int, int]:
+    """Count a CoNLL file's sentences and tokens; raise unless they are as expected."""
+    n_sentences, n_tokens = count_conll(path)
+    for name, want, got in (
+        ("sentences", expect_sentences, n_sentences),
+        ("tokens", expect_tokens, n_tokens),
+    ):
+        if want is not None and want != got:
+            raise ValueError(f"{path}: expected {want} {name}, found {got}")
+    return n_sentences, n_tokens
+
+
 def _convert_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m spacy_lmcrf.conll",
@@ -426,10 +466,45 @@ def _split_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _slice_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m spacy_lmcrf.conll slice",
+        description="Write the docs START:END of a DocBin (a contiguous split).",
+    )
+    parser.add_argument("docs", type=Path, help=".spacy file to take docs from")
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--start", type=int, required=True)
+    parser.add_argument("--end", type=int, required=True, help="exclusive")
+    return parser
+
+
+def _count_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m spacy_lmcrf.conll count",
+        description="Count the sentences and tokens of a CoNLL file, checking them.",
+    )
+    parser.add_argument("input", type=Path, help="CoNLL file (plain or .gz)")
+    parser.add_argument("--expect-sentences", type=int, default=None)
+    parser.add_argument("--expect-tokens", type=int, default=None)
+    return parser
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line entry point; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["slice"]:
+            args = _slice_parser().parse_args(argv[1:])
+            n_docs = slice_docs(args.docs, args.output, args.start, args.end)
+            print(f"docs {args.start}:{args.end} ({n_docs}) -> {args.output}")
+            return 0
+        if argv[:1] == ["count"]:
+            args = _count_parser().parse_args(argv[1:])
+            n_sentences, n_tokens = check_counts(
+                args.input, args.expect_sentences, args.expect_tokens
+            )
+            print(f"{args.input}: sentences={n_sentences} tokens={n_tokens}")
+            return 0
         if argv[:1] == ["split-dev"]:
             args = _split_parser().parse_args(argv[1:])
             n_train, n_dev = split_dev(

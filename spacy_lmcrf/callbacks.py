@@ -1,0 +1,52 @@
+"""Training callbacks: stop `spacy train` cleanly when a wall-clock budget is spent."""
+import time
+from typing import Any, Callable, Dict
+
+from spacy.language import Language
+from spacy.util import registry
+
+
+class TrainingBudgetSpent(SystemExit):
+    """Raised between two training steps once the budget is spent.
+
+    A SystemExit with status 0: spaCy's training loop saves model-last in its
+    `finally` clause (model-best was saved at every improvement) and
+    `spacy train` then exits successfully. Code that calls
+    spacy.training.loop.train itself can catch it.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0)
+        self.message = message
+
+
+@registry.callbacks("spacy_lmcrf.stop_after_minutes.v1")
+def stop_after_minutes(minutes: float) -> Callable[[Language, Dict[str, Any]], None]:
+    """A [training.before_update] callback that ends training after `minutes`.
+
+    The clock starts at the first training step (after initialization: vectors,
+    vocabularies); the check runs before every update, so training stops at the
+    first step that starts after the budget: the overrun is at most one update,
+    plus the evaluation and checkpoint that may be running when the budget ends.
+
+    minutes (float): the wall-clock budget; > 0.
+    """
+    if not minutes > 0:
+        raise ValueError(f"stop_after_minutes: minutes must be > 0, got {minutes}")
+    budget = 60.0 * minutes
+    start = None
+
+    def before_update(nlp: Language, args: Dict[str, Any]) -> None:
+        nonlocal start
+        now = time.perf_counter()
+        if start is None:
+            start = now
+        elif now - start >= budget:
+            message = (
+                f"Stopping: the {minutes:g}-minute budget is spent "
+                f"(step {args['step']}, epoch {args['epoch']}, {now - start:.1f} s)"
+            )
+            print(message, flush=True)
+            raise TrainingBudgetSpent(message)
+
+    return before_update
