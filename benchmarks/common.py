@@ -1,0 +1,94 @@
+"""Helpers shared by the benchmark scripts: provenance of a figure, JSON output, globs."""
+import glob
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+ROOT = Path(__file__).parents[1]
+
+
+def git_commit() -> str:
+    """The repository's short commit, with "+dirty" when the work tree has changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT, capture_output=True, text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (head or "unknown") + ("+dirty" if dirty else "")
+
+
+def cpu_description() -> str:
+    """CPU model and core count, e.g. 'Intel(R) Xeon(R) ... (2 cores)'."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} ({os.cpu_count()} cores)"
+
+
+def provenance() -> Dict[str, Any]:
+    """What RESULTS.md asks of every figure: commit, machine, date (and the command)."""
+    return {
+        "commit": git_commit(),
+        "cpu": cpu_description(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+    }
+
+
+def write_json(path: Path, data: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf8")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf8"))
+
+
+SEED = "{seed}"
+
+
+def expand(pattern: str, n_seeds: Optional[int] = None) -> List[Path]:
+    """The files of a pattern: with "{seed}", exactly seeds 0 .. n_seeds-1 (each must
+    exist); otherwise the glob's matches, sorted (at least one)."""
+    if SEED in pattern:
+        if n_seeds is None or n_seeds < 1:
+            raise ValueError(f"{pattern!r} has {SEED}: give the number of seeds (--n-seeds)")
+        paths = [Path(pattern.replace(SEED, str(seed))) for seed in range(n_seeds)]
+        missing = [str(path) for path in paths if not path.exists()]
+        if missing:
+            raise FileNotFoundError(f"missing: {', '.join(missing)}")
+        return paths
+    paths = sorted(Path(p) for p in glob.glob(pattern))
+    if not paths:
+        raise FileNotFoundError(f"no file matches {pattern!r}")
+    return paths
+
+
+def parse_groups(specs: Sequence[str], n_seeds: Optional[int] = None) -> List[Tuple[str, List[Path]]]:
+    """Parse "NAME=PATTERN" (or plain "PATTERN", named after itself) into named file lists."""
+    groups = []
+    for spec in specs:
+        name, sep, pattern = spec.partition("=")
+        if not sep:
+            name, pattern = spec, spec
+        if not name or not pattern:
+            raise ValueError(f"expected NAME=PATTERN or PATTERN, got {spec!r}")
+        groups.append((name, expand(pattern, n_seeds)))
+    return groups

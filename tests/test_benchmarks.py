@@ -1,0 +1,246 @@
+"""The benchmark scripts (benchmarks/), the project workflows, and the corpus split commands."""
+import importlib
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from spacy.tokens import DocBin
+from spacy.vocab import Vocab
+from weasel.util import load_project_config
+
+from spacy_lmcrf.conll import convert, count_conll
+from spacy_lmcrf.conll import main as conll_main
+
+ROOT = Path(__file__).parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+SAMPLE = ROOT / "assets" / "conll03_sample"
+TINY = {"char_dim": 8, "char_hidden": 16, "width": 16, "min_freq": 1}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def bench(name: str):
+    """Import a script of benchmarks/ (they import their neighbour common.py)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    return importlib.import_module(name)
+
+
+def tiny_cli(component: str = "lm_crf_ner"):
+    args = []
+    for key, value in TINY.items():
+        args += [f"--components.{component}.model.tok2vec.{key}", str(value)]
+    return args
+
+
+@pytest.fixture(scope="module")
+def sample_corpus(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("corpus")
+    convert(SAMPLE / "train.iob", tmp / "train.spacy", task="ner", scheme="IOB1")
+    convert(SAMPLE / "dev.iob", tmp / "dev.spacy", task="ner", scheme="IOB1")
+    dev = list(DocBin().from_disk(tmp / "dev.spacy").get_docs(Vocab()))
+    DocBin(docs=dev[:30]).to_disk(tmp / "dev30.spacy")
+    return tmp
+
+
+def test_budget_run_stops_and_summarizes(tmp_path, sample_corpus):
+    out = tmp_path / "run"
+    summary_path = tmp_path / "summaries" / "seed3.json"
+    corpus = sample_corpus
+    # Run as a script, as project.yml does: it starts `spacy train` itself.
+    result = subprocess.run(
+        [
+            sys.executable, str(BENCHMARKS / "budget.py"), str(ROOT / "configs" / "lmcrf_ner.cfg"), str(out),
+            "--train", str(corpus / "train.spacy"), "--dev", str(corpus / "dev30.spacy"),
+            "--test", str(corpus / "dev30.spacy"), "--budget-minutes", "0.0001", "--seed", "3",
+            "--name", "tiny", "--summary", str(summary_path),
+            "--corpora.train.@readers", "spacy_lmcrf.GoldTokenCorpus.v1",
+            "--corpora.dev.@readers", "spacy_lmcrf.GoldTokenCorpus.v1",
+            "--training.eval_frequency", "1", *tiny_cli(),
+        ],
+        capture_output=True, text=True, env=ENV, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "budget is spent (step 1, epoch 0" in result.stdout
+    summary = json.loads(summary_path.read_text())
+    assert summary["name"] == "tiny" and summary["seed"] == 3
+    assert summary["steps"] == 1 and summary["stopped_by_budget"]
+    assert len(summary["curve"]) == 1 and summary["curve"][0]["step"] == 0
+    assert summary["dev"]["spacy_scorer_agrees"] and summary["test"]["spacy_scorer_agrees"]
+    assert summary["dev_f1"] == summary["dev"]["f1"] == summary["test_f1"]
+    assert "--training.eval_frequency" in summary["overrides"]
+    for name in ("model-best", "model-last", "log.jsonl", "config.budget.cfg", "eval/dev.conll.txt", "eval/test.json"):
+        assert (out / name).exists(), name
+    config = (out / "config.budget.cfg").read_text()
+    assert "spacy_lmcrf.stop_after_minutes.v1" in config and "spacy_lmcrf.TimedLogger.v1" in config
+
+
+def test_budget_refuses_a_config_with_before_update(tmp_path):
+    budget = bench("budget")
+    config = tmp_path / "c.cfg"
+    text = (ROOT / "configs" / "lmcrf_ner.cfg").read_text()
+    config.write_text(text.replace("before_update = null", 'before_update = {"@callbacks":"x"}'))
+    with pytest.raises(ValueError, match="before_update"):
+        budget.budget_config(config, tmp_path / "log.jsonl", 5)
+    unbudgeted = budget.budget_config(config, tmp_path / "log.jsonl", 0)["training"]
+    assert unbudgeted["before_update"] == {"@callbacks": "x"}
+    assert unbudgeted["logger"]["@loggers"] == "spacy_lmcrf.TimedLogger.v1"
+
+
+def test_seeds_runs_each_seed(tmp_path):
+    seeds = bench("seeds")
+    code = seeds.main(["--first-seed", "2", "3", "python", "-c",
+                       f"open(r'{tmp_path}/s{{seed}}', 'w').write('{{seed}}')"])
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s2", "s3", "s4"]
+    assert seeds.main(["2", "python", "-c", "import sys; sys.exit(3)", "{seed}"]) == 3
+    with pytest.raises(SystemExit):
+        seeds.main(["2", "echo", "no placeholder"])
+
+
+def _summary(path: Path, seed: int, f1: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    curve = [{"seconds": 60.0 * i, "step": i, "epoch": 0, "words": i, "score": f1 * i / 3} for i in range(4)]
+    path.write_text(json.dumps({"seed": seed, "test_f1": f1, "dev_f1": f1 + 1, "steps": 10, "curve": curve}))
+    return path
+
+
+def test_aggregate_mean_std(tmp_path, capsys):
+    aggregate = bench("aggregate")
+    for seed, f1 in enumerate([90.0, 91.0, 92.5]):
+        _summary(tmp_path / "a" / f"seed{seed}.json", seed, f1)
+    _summary(tmp_path / "b" / "seed0.json", 0, 80.0)
+    out = tmp_path / "summary.json"
+    code = aggregate.main(["--n-seeds", "3", f"a={tmp_path}/a/seed{{seed}}.json", f"b={tmp_path}/b/*.json",
+                           "--keys", "test_f1", "dev_f1", "--output", str(out), "--markdown", str(tmp_path / "s.md")])
+    assert code == 0
+    groups = json.loads(out.read_text())["groups"]
+    stat = groups["a"]["metrics"]["test_f1"]
+    assert stat["mean"] == pytest.approx(91.1666666)
+    assert stat["std"] == pytest.approx(1.2583057)  # sample std, n - 1
+    assert groups["b"]["metrics"]["test_f1"]["std"] is None
+    table = capsys.readouterr().out
+    assert "| a | 91.17 ± 1.26 (n=3) | 92.17 ± 1.26 (n=3) |" in table
+    assert aggregate.main(["--n-seeds", "4", f"{tmp_path}/a/seed{{seed}}.json"]) == 1
+    assert aggregate.main([f"{tmp_path}/a/*.json", "--keys", "nope"]) == 1
+
+
+def test_plot_curves_writes_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    plot_curves = bench("plot_curves")
+    paths = [_summary(tmp_path / f"seed{seed}.json", seed, 90.0 + seed) for seed in range(2)]
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({"event": "evaluate", "seconds": 30.0, "score": 0.5}) + "\n"
+                   + json.dumps({"event": "end", "seconds": 31.0, "steps": 3}) + "\n")
+    assert plot_curves.read_curve(paths[1])[-1] == (3.0, 91.0)
+    assert plot_curves.read_curve(log) == [(0.5, 50.0)]
+    out = tmp_path / "out" / "curves.png"
+    assert plot_curves.main([f"a={tmp_path}/seed*.json", f"b={log}", "--output", str(out), "--budget-minutes", "3"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_speed_lengths_measures_each_length(sample_corpus):
+    speed = bench("speed_lengths")
+    overrides = {f"components.lm_crf_ner.model.tok2vec.{k}": v for k, v in TINY.items()}
+    rows = []
+    for length in (10, 200):
+        row = {"length": length}
+        for phase in speed.PHASES:
+            row.update(speed.measure(
+                ROOT / "configs" / "lmcrf_ner.cfg", sample_corpus / "train.spacy", sample_corpus / "dev.spacy",
+                length, phase, words=400, train_words=200, threads=1, overrides=overrides,
+            ))
+        rows.append(row)
+    assert rows[0]["infer_words"] == 400 and rows[0]["infer_docs"] == 40
+    assert rows[1]["infer_docs"] == 2 and rows[1]["train_docs"] == 1
+    assert all(r["infer_words_per_s"] > 0 and r["train_words_per_s"] > 0 for r in rows)
+    assert rows[0]["infer_peak_rss_mib"] > 0 and rows[0]["infer_peak_gpu_mib"] is None
+    verdict = speed.add_linearity(rows, reference_length=10, tolerance=1e9)
+    assert verdict == {"cpu_infer": True, "cpu_train": True}
+    assert rows[0]["infer_per_token_ratio"] == 1.0
+    assert "| x | cpu | 200 |" in speed.markdown("x", rows)
+
+
+def test_speed_lengths_documents_have_no_sentence_boundaries(sample_corpus):
+    speed = bench("speed_lengths")
+    vocab = Vocab()
+    stream = speed.token_stream(DocBin().from_disk(sample_corpus / "dev.spacy").get_docs(vocab), "ner", "chunks")
+    words, tags = speed.window(stream, len(stream[0]) - 3, len(stream[0]) + 5)
+    assert words[3:] == stream[0][:5]  # the stream wraps around
+    doc = speed.make_doc(vocab, words, tags, "ner")
+    assert not doc.has_annotation("SENT_START") and doc.has_annotation("ENT_IOB")
+
+
+# -- project.yml --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def project():
+    return load_project_config(ROOT)
+
+
+def test_project_workflows(project):
+    commands = {c["name"]: c for c in project["commands"]}
+    for workflow, steps in project["workflows"].items():
+        assert all(step in commands for step in steps), workflow
+    for name in ("conll03_ner", "conll00_chunk", "conll02_es_ner", "wsj_pos_sample", "bench_conll03_cpu"):
+        assert name in project["workflows"]
+    assert project["workflows"]["demo"] == ["demo-convert", "demo-vectors", "demo-train", "demo-evaluate"]
+    assert (project["vars"]["gpu_id"], project["vars"]["demo_epochs"], project["vars"]["demo_steps_per_epoch"]) == (-1, 30, 30)
+    for name, steps_var in (("conll03-train", "conll03_steps_per_epoch"), ("conll00-train", "conll00_steps_per_epoch"),
+                            ("conll02-train", "conll02_steps_per_epoch"), ("wsj-train", "wsj_steps_per_epoch")):
+        script = commands[name]["script"][0]
+        steps = project["vars"][steps_var]
+        assert f"--training.optimizer.learn_rate.steps_per_epoch {steps} " in script
+        assert f"--training.eval_frequency {steps} " in script
+        assert "--paths.vectors" in script or name == "conll02-train"
+    for path in ("benchmarks/budget.py", "benchmarks/speed_lengths.py", "benchmarks/plot_curves.py",
+                 "benchmarks/aggregate.py", "configs/spacy_ner_cpu.cfg"):
+        assert any(path in line for c in commands.values() for line in c["script"]), path
+
+
+def test_project_counts_match_the_data(project, shared_data):
+    """steps_per_epoch = ceil(training sentences / 10), and the splits fit the corpora."""
+    v = project["vars"]
+    n_conll03, _ = count_conll(shared_data / "conll2003_en" / "eng.train.gz")
+    n_conll00, _ = count_conll(shared_data / "conll2000" / "train.txt.gz")
+    n_conll02, _ = count_conll(shared_data / "conll2002" / "esp.train.gz")
+    n_wsj, _ = count_conll(shared_data / "wsj_pos" / "nltk_treebank_sample.pos.gz")
+    assert v["conll03_steps_per_epoch"] == math.ceil(n_conll03 / 10)
+    assert v["conll00_steps_per_epoch"] == math.ceil((n_conll00 - v["conll00_n_dev"]) / 10)
+    assert v["conll02_steps_per_epoch"] == math.ceil(n_conll02 / 10)
+    assert v["wsj_n_sentences"] == n_wsj and 0 < v["wsj_train_end"] < v["wsj_dev_end"] < n_wsj
+    assert v["wsj_steps_per_epoch"] == math.ceil(v["wsj_train_end"] / 10)
+    for prefix in ("conll03", "conll00", "conll02", "wsj"):
+        assert v[f"{prefix}_patience"] == 15 * v[f"{prefix}_steps_per_epoch"]
+
+
+def test_spacy_ner_config_uses_the_vectors():
+    from spacy.util import load_config
+
+    config = load_config(ROOT / "configs" / "spacy_ner_cpu.cfg")
+    assert config["components"]["tok2vec"]["model"]["embed"]["include_static_vectors"] is True
+    assert config["initialize"]["vectors"] == "${paths.vectors}"
+    assert set(config["paths"]) >= {"train", "dev", "vectors"}
+
+
+# -- corpus commands -------------------------------------------------------------------
+
+
+def test_slice_and_count(tmp_path, sample_corpus, capsys):
+    docs = sample_corpus / "dev.spacy"
+    assert conll_main(["slice", str(docs), str(tmp_path / "a" / "part.spacy"), "--start", "10", "--end", "25"]) == 0
+    part = list(DocBin().from_disk(tmp_path / "a" / "part.spacy").get_docs(Vocab()))
+    every = list(DocBin().from_disk(docs).get_docs(Vocab()))
+    assert [d.text for d in part] == [d.text for d in every[10:25]]
+    assert conll_main(["slice", str(docs), str(tmp_path / "b.spacy"), "--start", "90", "--end", "101"]) == 1
+    assert "can't take docs 90:101 of 100" in capsys.readouterr().err
+    sample = SAMPLE / "dev.iob"
+    n_sentences, n_tokens = count_conll(sample)
+    assert conll_main(["count", str(sample), "--expect-sentences", str(n_sentences),
+                       "--expect-tokens", str(n_tokens)]) == 0
+    assert conll_main(["count", str(sample), "--expect-sentences", str(n_sentences + 1)]) == 1
+    assert f"expected {n_sentences + 1} sentences, found {n_sentences}" in capsys.readouterr().err
