@@ -50,7 +50,7 @@ class CharLanguageModel(nn.Module):
         use_lm: bool,
         n_lm_words: int,
         dropout: float,
-        group_size: int = 64,
+        group_size: int = 32,
     ) -> None:
         super().__init__()
         self.hidden = hidden

@@ -21,7 +21,7 @@ class BiLSTMEncoder(nn.Module):
     group_size (int): sequences per length-sorted group.
     """
 
-    def __init__(self, n_in: int, width: int, depth: int = 1, dropout: float = 0.0, group_size: int = 64) -> None:
+    def __init__(self, n_in: int, width: int, depth: int = 1, dropout: float = 0.0, group_size: int = 32) -> None:
         super().__init__()
         if width % 2:
             raise ValueError(f"BiLSTM width must be even (two directions), got {width}")
