@@ -80,6 +80,20 @@ class Vocabularies:
                 self._char_cache[text] = ids
         return ids
 
+    def union(self, other: "Vocabularies") -> "Vocabularies":
+        """Every entry of self, then the entries only other has."""
+
+        def merged(a: List[str], b: List[str]) -> List[str]:
+            seen = set(a)
+            return a + [x for x in b if x not in seen]
+
+        return Vocabularies(
+            merged(self.chars, other.chars),
+            merged(self.words, other.words),
+            merged(self.lm_words, other.lm_words),
+            lowercase=self.lowercase,
+        )
+
     def to_attrs(self) -> Dict[str, object]:
         return {
             "chars": self.chars,

@@ -128,7 +128,11 @@ def _skip_vocabularies(_, value, name, model):
 
 
 def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
-    """Build the vocabularies from X (all training docs) and size the torch module."""
+    """Build the vocabularies from X (all training docs) and size the torch module.
+
+    Initializing again extends the vocabularies (e.g. a shared tok2vec, first
+    initialized by spaCy's tok2vec component from a sample, then by each listening
+    component from its training data); the weights start afresh either way."""
     if not X:
         return model
     vectors = X[0].vocab.vectors
@@ -150,6 +154,8 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
         lowercase=model.attrs["lowercase"],
         pretrained_words=pretrained,
     )
+    if model.attrs["chars"]:
+        vocab = vocab.union(get_vocabularies(model))
     model.attrs.update(vocab.to_attrs())
     module = _torch_module(model)
     module.resize(

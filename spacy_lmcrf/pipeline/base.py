@@ -133,7 +133,24 @@ class CRFSequenceLabeler(TrainablePipe):
                 "examples carry the annotation this component learns."
             )
         self._configure_crf()
-        self.model.initialize(X=[eg.predicted for eg in examples])
+        docs = [eg.predicted for eg in examples]
+        self.model.initialize(X=docs)
+        for tok2vec in self._shared_tok2vecs_needing_all_docs(nlp):
+            tok2vec.initialize(X=docs)
+
+    def _shared_tok2vecs_needing_all_docs(self, nlp: Optional[Language]) -> List[Model]:
+        """Upstream tok2vec layers this component listens to that build vocabularies
+        from the training data. spaCy's tok2vec component initializes its model from
+        ten docs only; these layers then extend their vocabularies with all our docs."""
+        if nlp is None:
+            return []
+        mine = {node.id for node in self.model.walk()}
+        found = []
+        for _, proc in nlp.pipeline:
+            listeners = getattr(proc, "listeners", None) or []
+            if proc is not self and any(listener.id in mine for listener in listeners):
+                found.extend(n for n in proc.model.walk() if n.attrs.get("init_with_all_docs"))
+        return found
 
     def predict(self, docs: Iterable[Doc]) -> CRFPrediction:
         docs = list(docs)

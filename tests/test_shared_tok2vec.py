@@ -1,0 +1,67 @@
+"""LM-LSTM-CRF's tok2vec shared through spaCy's tok2vec component and listeners."""
+import spacy
+from spacy.tokens import Doc
+from spacy.training import Example
+from spacy.util import make_tempdir
+from thinc.api import Adam
+
+from spacy_lmcrf.ml.lm_lstm_tok2vec import get_vocabularies
+
+from .util import NER_DATA, TINY_TOK2VEC
+
+TAGS = {"Peter": "NNP", "Blackburn": "NNP", "Berlin": "NNP", "Paris": "NNP", "EU": "NNP"}
+
+
+def _examples(nlp):
+    """More than ten docs, so a ten-doc sample misses words; NER and tags on each."""
+    examples = []
+    for i in range(4):
+        for text, ents in NER_DATA:
+            words = text.split() + [f"w{i}"]
+            ref = Doc(
+                nlp.vocab,
+                words=words,
+                ents=ents + ["O"],
+                tags=[TAGS.get(w, "NN") for w in words],
+            )
+            examples.append(Example(Doc(nlp.vocab, words=words), ref))
+    return examples
+
+
+def _shared_nlp():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("tok2vec", config={"model": {"@architectures": "spacy_lmcrf.LMLSTMTok2Vec.v1", **TINY_TOK2VEC}})
+    listener = {"@architectures": "spacy.Tok2VecListener.v1", "width": TINY_TOK2VEC["width"], "upstream": "*"}
+    nlp.add_pipe("lm_crf_ner", config={"model": {"tok2vec": listener}})
+    nlp.add_pipe("lm_crf_tagger", config={"model": {"tok2vec": listener}})
+    return nlp
+
+
+def test_shared_tok2vec_trains_both_heads_and_sees_all_docs():
+    nlp = _shared_nlp()
+    examples = _examples(nlp)
+    assert len(examples) > 10
+    nlp.initialize(lambda: examples)
+    tok2vec_model = nlp.get_pipe("tok2vec").model
+    vocab = get_vocabularies(tok2vec_model)
+    # the listening components extended the ten-doc sample's vocabulary to all docs
+    assert "w3" in vocab.words  # first seen in doc 13
+    module = tok2vec_model.get_ref("encoder").shims[0]._model
+    lstm_before = module.char_lm.fwd_lstm.weight_hh_l0.detach().clone()
+    optimizer = Adam(0.01)
+    for _ in range(60):
+        losses = nlp.update(examples, sgd=optimizer)
+    assert losses["lm_crf_ner"] < 0.2 and losses["lm_crf_tagger"] < 0.2
+    assert tok2vec_model.attrs["last_lm_loss"] > 0
+    assert not module.char_lm.fwd_lstm.weight_hh_l0.detach().equal(lstm_before)
+    texts = [eg.reference.text for eg in examples[:4]]
+    docs = list(nlp.pipe(texts))
+    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in docs] == [
+        [(e.start, e.end, e.label_) for e in eg.reference.ents] for eg in examples[:4]
+    ]
+    with make_tempdir() as tmp:
+        nlp.to_disk(tmp)
+        nlp2 = spacy.load(tmp)
+        docs2 = list(nlp2.pipe(texts))
+    assert [[t.tag_ for t in d] for d in docs2] == [[t.tag_ for t in d] for d in docs]
+    assert [d.ents for d in docs2].__repr__() == [d.ents for d in docs].__repr__()
