@@ -21,7 +21,10 @@ setup(
         "srsly>=2.4.0",
         "numpy>=1.19",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        "test": ["pytest>=7", "spacy-transformers>=1.3.0,<1.5.0"],
+        "transformers": ["spacy-transformers>=1.3.0,<1.5.0"],
+    },
     entry_points={
         "spacy_factories": [
             "lm_crf_ner = spacy_lmcrf.pipeline.ner:make_lm_crf_ner",
@@ -31,6 +34,15 @@ setup(
         "spacy_architectures": [
             "spacy_lmcrf.CRFTagger.v1 = spacy_lmcrf.ml.crf_tagger:build_crf_tagger",
             "spacy_lmcrf.LMLSTMTok2Vec.v1 = spacy_lmcrf.ml.lm_lstm_tok2vec:build_lm_lstm_tok2vec",
+            "spacy_lmcrf.WordCharTok2Vec.v1 = spacy_lmcrf.ml.word_char_tok2vec:build_word_char_tok2vec",
+            "spacy_lmcrf.WordEmbedding.v1 = spacy_lmcrf.ml.word_embed:build_word_embedding",
+            "spacy_lmcrf.CharBiLSTM.v1 = spacy_lmcrf.ml.char_encoders:build_char_bilstm",
+            "spacy_lmcrf.CharCNN.v1 = spacy_lmcrf.ml.char_encoders:build_char_cnn",
+            "spacy_lmcrf.CharBiGRU.v1 = spacy_lmcrf.ml.char_encoders:build_char_bigru",
+            "spacy_lmcrf.BiLSTMEncoder.v1 = spacy_lmcrf.ml.birnn:build_bilstm_encoder",
+            "spacy_lmcrf.BiGRUEncoder.v1 = spacy_lmcrf.ml.birnn:build_bigru_encoder",
+            "spacy_lmcrf.TorchEncoder.v1 = spacy_lmcrf.ml.torch_encoder:build_torch_encoder",
+            "spacy_lmcrf.WithWidth.v1 = spacy_lmcrf.ml.with_width:build_with_width",
         ],
         "thinc_optimizers": [
             "spacy_lmcrf.SGD.v1 = spacy_lmcrf.optimizers:SGD_momentum",

@@ -80,7 +80,7 @@ def get_crf_module(model: Model) -> CRFPotentials:
 
 def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     tok2vec = model.get_ref("tok2vec")
-    if X is not None and not tok2vec.attrs.get("init_with_all_docs"):
+    if X is not None and not any(node.attrs.get("init_with_all_docs") for node in tok2vec.walk()):
         X = X[:N_INIT_SAMPLE]
     tok2vec.initialize(X=X)
     return model

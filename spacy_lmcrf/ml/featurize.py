@@ -11,6 +11,7 @@ arrays say where each word's states are read:
 - ``fwd_before[i]`` / ``bwd_after[i]``: the separators from which the forward / backward
   language model predicts word i.
 """
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence
@@ -26,6 +27,14 @@ WORD_PAD, WORD_UNK = 0, 1
 N_WORD_SPECIALS = 2
 LM_UNK = 0
 LM_IGNORE = -100
+DIGIT = re.compile(r"\d")
+
+
+def normalize_word(text: str, *, lowercase: bool, zero_digits: bool) -> str:
+    """The form a word is looked up by: lowercased, and with every digit replaced by 0."""
+    if lowercase:
+        text = text.lower()
+    return DIGIT.sub("0", text) if zero_digits else text
 
 
 class Vocabularies:
@@ -36,6 +45,8 @@ class Vocabularies:
     lm_words (List[str]): normalised word forms the language model predicts; every
         other word is predicted as the unknown class.
     lowercase (bool): whether word forms are lowercased before lookup.
+    zero_digits (bool): whether every digit of a word form is replaced by 0 before
+        lookup (Yang et al. 2016).
     """
 
     def __init__(
@@ -45,11 +56,13 @@ class Vocabularies:
         lm_words: Sequence[str],
         *,
         lowercase: bool,
+        zero_digits: bool = False,
     ) -> None:
         self.chars = list(chars)
         self.words = list(words)
         self.lm_words = list(lm_words)
         self.lowercase = lowercase
+        self.zero_digits = zero_digits
         self.source = (chars, words)
         self.char_ids = {c: i + N_CHAR_SPECIALS for i, c in enumerate(self.chars)}
         self.word_ids = {w: i + N_WORD_SPECIALS for i, w in enumerate(self.words)}
@@ -69,7 +82,7 @@ class Vocabularies:
         return len(self.lm_words) + 1
 
     def normalize(self, text: str) -> str:
-        return text.lower() if self.lowercase else text
+        return normalize_word(text, lowercase=self.lowercase, zero_digits=self.zero_digits)
 
     def chars_of(self, text: str) -> numpy.ndarray:
         ids = self._char_cache.get(text)
@@ -92,6 +105,7 @@ class Vocabularies:
             merged(self.words, other.words),
             merged(self.lm_words, other.lm_words),
             lowercase=self.lowercase,
+            zero_digits=self.zero_digits,
         )
 
     def to_attrs(self) -> Dict[str, object]:
@@ -100,6 +114,7 @@ class Vocabularies:
             "words": self.words,
             "lm_words": self.lm_words,
             "lowercase": self.lowercase,
+            "zero_digits": self.zero_digits,
         }
 
     @classmethod
@@ -109,6 +124,7 @@ class Vocabularies:
             attrs["words"],
             attrs["lm_words"],
             lowercase=bool(attrs["lowercase"]),
+            zero_digits=bool(attrs.get("zero_digits", False)),
         )
 
     @classmethod
@@ -118,6 +134,7 @@ class Vocabularies:
         *,
         min_freq: int,
         lowercase: bool,
+        zero_digits: bool = False,
         pretrained_words: Iterable[str] = (),
     ) -> "Vocabularies":
         """Count the training docs: every character seen gets a row; a word gets a
@@ -128,12 +145,12 @@ class Vocabularies:
         for doc in docs:
             for token in doc:
                 char_counts.update(token.text)
-                word_counts[token.text.lower() if lowercase else token.text] += 1
+                word_counts[normalize_word(token.text, lowercase=lowercase, zero_digits=zero_digits)] += 1
         chars = sorted(char_counts)
         frequent = sorted(w for w, n in word_counts.items() if n >= min_freq)
         frequent_set = set(frequent)
         pretrained = sorted(set(pretrained_words) - frequent_set)
-        return cls(chars, frequent + pretrained, frequent, lowercase=lowercase)
+        return cls(chars, frequent + pretrained, frequent, lowercase=lowercase, zero_digits=zero_digits)
 
 
 @dataclass

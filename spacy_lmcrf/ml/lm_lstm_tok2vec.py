@@ -5,22 +5,20 @@ co-trained language model: in training it also computes lm_weight x the LM loss 
 adds that loss's gradient when it is backpropagated, so the language model trains
 whether the tok2vec is inline in a component or shared through a listener.
 """
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
-import numpy
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
-from thinc.model import serialize_attr
 from thinc.types import Floats2d
 
-from .featurize import FeatureBatch, Vocabularies, featurize
+from .featurize import FeatureBatch, featurize
 from .lm_lstm import LMLSTMEncoder
 from .padding import pad_segments, unpad_segments
 from .torch_io import deserialize_torch_module, serialize_torch_module
-
-DEFAULT_WORD_DIM = 100
+from .vocab import DEFAULT_WORD_WIDTH, extend_vocabularies, get_vocabularies, has_vectors, word_width
+from .word_embed import init_word_embeddings
 
 
 @registry.architectures("spacy_lmcrf.LMLSTMTok2Vec.v1")
@@ -76,7 +74,7 @@ def build_lm_lstm_tok2vec(
         highway_depth=max(highway_depth, 1),
         use_highway=use_highway,
         use_lm=lm_weight > 0,
-        word_dim=word_dim or DEFAULT_WORD_DIM,
+        word_dim=word_dim or DEFAULT_WORD_WIDTH,
         width=width,
         depth=depth,
         dropout=dropout,
@@ -111,22 +109,6 @@ def build_lm_lstm_tok2vec(
     )
 
 
-def get_vocabularies(model: Model) -> Vocabularies:
-    """The model's vocabularies, rebuilt when its attrs have been replaced (e.g. by loading)."""
-    vocab = model.attrs.get("_vocabularies")
-    source = (model.attrs["chars"], model.attrs["words"])
-    if vocab is None or vocab.source[0] is not source[0] or vocab.source[1] is not source[1]:
-        vocab = Vocabularies.from_attrs(model.attrs)
-        vocab.source = source
-        model.attrs["_vocabularies"] = vocab
-    return vocab
-
-
-@serialize_attr.register(Vocabularies)
-def _skip_vocabularies(_, value, name, model):
-    raise TypeError("derived from the serialized attrs; rebuilt on demand")
-
-
 def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     """Build the vocabularies from X (all training docs) and size the torch module.
 
@@ -135,28 +117,9 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     component from its training data); the weights start afresh either way."""
     if not X:
         return model
-    vectors = X[0].vocab.vectors
-    has_vectors = vectors.shape[0] > 0 and vectors.shape[1] > 0
-    word_dim = model.attrs["word_dim"]
-    if word_dim is None:
-        word_dim = vectors.shape[1] if has_vectors else DEFAULT_WORD_DIM
-    elif has_vectors and word_dim != vectors.shape[1]:
-        raise ValueError(
-            f"LMLSTMTok2Vec: word_dim={word_dim} but the pipeline's vectors have width "
-            f"{vectors.shape[1]}; set word_dim = null to use the vectors' width."
-        )
-    pretrained: Iterable[str] = ()
-    if has_vectors and model.attrs["include_vectors"]:
-        pretrained = _vector_words(X[0].vocab, model.attrs["lowercase"])
-    vocab = Vocabularies.from_docs(
-        X,
-        min_freq=model.attrs["min_freq"],
-        lowercase=model.attrs["lowercase"],
-        pretrained_words=pretrained,
-    )
-    if model.attrs["chars"]:
-        vocab = vocab.union(get_vocabularies(model))
-    model.attrs.update(vocab.to_attrs())
+    spacy_vocab = X[0].vocab
+    word_dim = word_width(spacy_vocab, model.attrs["word_dim"], "LMLSTMTok2Vec", "word_dim")
+    vocab = extend_vocabularies(model, X)
     module = _torch_module(model)
     module.resize(
         n_chars=vocab.n_chars,
@@ -164,42 +127,8 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
         word_dim=word_dim,
         n_lm_words=vocab.n_lm_words,
     )
-    _init_word_embeddings(module.word_embed.weight, vocab, X[0].vocab if has_vectors else None)
+    init_word_embeddings(module.word_embed.weight, vocab, spacy_vocab if has_vectors(spacy_vocab) else None)
     return model
-
-
-def _vector_words(vocab, lowercase: bool) -> List[str]:
-    strings = vocab.strings
-    words = set()
-    for key in vocab.vectors.keys():
-        text = strings[key] if key in strings else None
-        if text is not None:
-            words.add(text.lower() if lowercase else text)
-    return sorted(words)
-
-
-def _init_word_embeddings(table: torch.Tensor, vocab: Vocabularies, spacy_vocab) -> None:
-    """Uniform(+-sqrt(3/dim)) rows (Ma & Hovy 2016), replaced by the pipeline's vectors
-    where it has one; the padding row is zero."""
-    dim = table.shape[1]
-    scale = (3.0 / dim) ** 0.5
-    with torch.no_grad():
-        table.uniform_(-scale, scale)
-        table[0].zero_()
-        if spacy_vocab is None:
-            return
-        vectors = spacy_vocab.vectors
-        strings = spacy_vocab.strings
-        rows, found = [], []
-        for row, word in enumerate(vocab.words, start=table.shape[0] - len(vocab.words)):
-            key = strings[word] if word in strings else None
-            if key is not None and key in vectors:
-                rows.append(row)
-                found.append(key)
-        if rows:
-            data = vectors.get_batch([strings[k] for k in found])
-            data = numpy.asarray(data.get() if hasattr(data, "get") else data, dtype="float32")
-            table[torch.as_tensor(rows)] = torch.from_numpy(data).to(table.device)
 
 
 def _torch_module(model: Model) -> LMLSTMEncoder:

@@ -1,0 +1,162 @@
+"""spacy_lmcrf.BiLSTMEncoder.v1 / BiGRUEncoder.v1: word-level bidirectional RNNs over padded batches."""
+from typing import List
+
+import torch
+from spacy.util import registry
+from torch import nn
+
+from .bucketing import length_groups, reverse_padded
+from .locked_dropout import LockedDropout
+from .lstm_init import init_lstm_
+
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def init_gru_(gru: nn.GRU) -> nn.GRU:
+    """Glorot-uniform weights and zero biases."""
+    for name, param in gru.named_parameters():
+        if name.startswith("weight"):
+            nn.init.xavier_uniform_(param)
+        else:
+            nn.init.zeros_(param)
+    return gru
+
+
+class BiRNNEncoder(nn.Module):
+    """Stacked bidirectional LSTM or GRU layers over padded sequences (S, T, n_in) -> (S, T, width).
+
+    As spacy_lmcrf.ml.encoders.BiLSTMEncoder: each layer runs a forward RNN over the
+    padded batch and a backward RNN over each sequence reversed within its length, in
+    length-sorted groups, so padding never reaches a valid state. The input width is
+    set by resize() once it is known (the owner calls it at initialization, or from a
+    saved state before loading).
+
+    cell (str): "lstm" or "gru".
+    width (int): the output width, split evenly over the two directions.
+    depth (int): the number of stacked bidirectional layers.
+    input_dropout (float): dropout on the input of every layer.
+    output_dropout (float): dropout on the output of the last layer.
+    locked_dropout (bool): use one dropout mask per sequence for all its steps
+        (variational dropout, as Flair) instead of a mask per step.
+    group_size (int): sequences per length-sorted group.
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        width: int,
+        depth: int = 1,
+        *,
+        input_dropout: float = 0.0,
+        output_dropout: float = 0.0,
+        locked_dropout: bool = False,
+        group_size: int = 32,
+    ) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+        if width % 2:
+            raise ValueError(f"a bidirectional encoder's width must be even, got {width}")
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        self.cell = cell
+        self.width = width
+        self.depth = depth
+        self.group_size = group_size
+        dropout = LockedDropout if locked_dropout else nn.Dropout
+        self.input_dropout = dropout(input_dropout)
+        self.output_dropout = dropout(output_dropout)
+        self.forward_layers = nn.ModuleList()
+        self.backward_layers = nn.ModuleList()
+        self.resize(1)
+
+    @property
+    def n_in(self) -> int:
+        return self.forward_layers[0].input_size
+
+    def resize(self, n_in: int) -> None:
+        """Give the first layer n_in inputs; all layers start afresh if it changes."""
+        if len(self.forward_layers) and self.n_in == n_in:
+            return
+        device = self.forward_layers[0].weight_ih_l0.device if len(self.forward_layers) else None
+        init = init_lstm_ if self.cell == "lstm" else init_gru_
+        rnn = CELLS[self.cell]
+        for layers in (self.forward_layers, self.backward_layers):
+            del layers[:]
+            for i in range(self.depth):
+                layer_in = n_in if i == 0 else self.width
+                layers.append(init(rnn(layer_in, self.width // 2, batch_first=True, device=device)))
+
+    def resize_to_state_dict(self, state, prefix: str = "") -> None:
+        self.resize(state[prefix + "forward_layers.0.weight_ih_l0"].shape[1])
+
+    def forward(self, x: torch.Tensor, lengths_cpu: torch.Tensor) -> torch.Tensor:
+        parts, order = [], []
+        for group in length_groups(lengths_cpu, self.group_size):
+            lengths = lengths_cpu[group]
+            parts.append(self._run(x[group.to(x.device), : int(lengths.max())], lengths))
+            order.append(group)
+        T = x.shape[1]
+        out = x.new_zeros((x.shape[0], T, self.width))
+        return out.index_put((torch.cat(order).to(x.device),), _pad_cat(parts, T))
+
+    def _run(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        for fwd, bwd in zip(self.forward_layers, self.backward_layers):
+            x = self.input_dropout(x)
+            forward_states, _ = fwd(x)
+            backward_states, _ = bwd(reverse_padded(x, lengths))
+            x = torch.cat([forward_states, reverse_padded(backward_states, lengths)], dim=-1)
+        return self.output_dropout(x)
+
+
+def _pad_cat(parts: List[torch.Tensor], T: int) -> torch.Tensor:
+    """Concatenate (B_i, T_i, W) tensors along the batch, zero-padding each to T."""
+    return torch.cat([nn.functional.pad(p, (0, 0, 0, T - p.shape[1])) for p in parts])
+
+
+@registry.architectures("spacy_lmcrf.BiLSTMEncoder.v1")
+def build_bilstm_encoder(
+    width: int = 400,
+    depth: int = 1,
+    input_dropout: float = 0.5,
+    output_dropout: float = 0.5,
+    locked_dropout: bool = False,
+) -> BiRNNEncoder:
+    """A word-level bi-LSTM context encoder (a part for spacy_lmcrf.WordCharTok2Vec.v1
+    and spacy_lmcrf.TorchEncoder.v1). Defaults are Ma & Hovy 2016's: 200 per
+    direction, dropout 0.5 on its input and output.
+
+    width (int): output width, the two directions together.
+    depth (int): stacked bidirectional layers.
+    input_dropout (float): dropout on each layer's input.
+    output_dropout (float): dropout on the last layer's output.
+    locked_dropout (bool): variational dropout, one mask per sequence (Flair).
+    """
+    return BiRNNEncoder(
+        "lstm", width, depth, input_dropout=input_dropout, output_dropout=output_dropout,
+        locked_dropout=locked_dropout,
+    )
+
+
+@registry.architectures("spacy_lmcrf.BiGRUEncoder.v1")
+def build_bigru_encoder(
+    width: int = 300,
+    depth: int = 2,
+    input_dropout: float = 0.0,
+    output_dropout: float = 0.0,
+    locked_dropout: bool = False,
+) -> BiRNNEncoder:
+    """A word-level bi-GRU context encoder (a part for spacy_lmcrf.WordCharTok2Vec.v1
+    and spacy_lmcrf.TorchEncoder.v1). Defaults are Yang et al. 2016's: hidden size
+    300 (read as both directions together), two layers, no dropout (the paper names none).
+
+    width (int): output width, the two directions together.
+    depth (int): stacked bidirectional layers.
+    input_dropout (float): dropout on each layer's input.
+    output_dropout (float): dropout on the last layer's output.
+    locked_dropout (bool): variational dropout, one mask per sequence (Flair).
+    """
+    return BiRNNEncoder(
+        "gru", width, depth, input_dropout=input_dropout, output_dropout=output_dropout,
+        locked_dropout=locked_dropout,
+    )

@@ -1,0 +1,42 @@
+"""spacy_lmcrf.WithWidth.v1: a tok2vec whose output width is declared in the config."""
+from typing import Callable, List, Optional, Tuple
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Model
+from thinc.types import Floats2d
+
+
+@registry.architectures("spacy_lmcrf.WithWidth.v1")
+def build_with_width(tok2vec: Model[List[Doc], List[Floats2d]], width: int) -> Model[List[Doc], List[Floats2d]]:
+    """Declare the output width of a tok2vec that learns it only at initialization,
+    such as spacy-transformers' TransformerListener (the transformer's hidden size),
+    so that a CRF head can be built around it. Initialization checks the width.
+
+    tok2vec (Model[List[Doc], List[Floats2d]]): the tok2vec, e.g.
+        spacy-transformers.TransformerListener.v1.
+    width (int): its output width (768 for roberta-base and bert-base models).
+    """
+    return Model(
+        "with_width",
+        forward,
+        init=init,
+        layers=[tok2vec],
+        refs={"tok2vec": tok2vec},
+        dims={"nO": width},
+    )
+
+
+def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
+    tok2vec = model.get_ref("tok2vec")
+    tok2vec.initialize(X=X)
+    if tok2vec.has_dim("nO") and tok2vec.get_dim("nO") != model.get_dim("nO"):
+        raise ValueError(
+            f"WithWidth: width = {model.get_dim('nO')} in the config, but the tok2vec's output "
+            f"has width {tok2vec.get_dim('nO')} (the transformer's hidden size); set width to it."
+        )
+    return model
+
+
+def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
+    return model.get_ref("tok2vec")(docs, is_train)

@@ -1,0 +1,72 @@
+"""Word embeddings (+ a character encoder) (+ a context encoder) as one torch module."""
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+from .birnn import BiRNNEncoder
+from .char_encoders import CharEncoder
+from .word_embed import WordEmbedding
+
+
+class WordCharEncoder(nn.Module):
+    """Each word's embedding, concatenated with its character encoding, read by a
+    context encoder: (S, T) word ids -> (S, T, width) over padded segments.
+
+    word_embed (WordEmbedding): the word embedding table.
+    char_embed (Optional[CharEncoder]): the per-word character encoder.
+    encoder (Optional[BiRNNEncoder]): the context encoder; None returns the features.
+    """
+
+    def __init__(
+        self,
+        word_embed: WordEmbedding,
+        char_embed: Optional[CharEncoder] = None,
+        encoder: Optional[BiRNNEncoder] = None,
+    ) -> None:
+        super().__init__()
+        self.word_embed = word_embed
+        self.char_embed = char_embed
+        self.encoder = encoder
+        self.resize(n_chars=1, n_words=1, word_width=word_embed.width)
+
+    @property
+    def n_features(self) -> int:
+        """The width of the features the context encoder reads."""
+        return self.word_embed.width + (self.char_embed.width if self.char_embed is not None else 0)
+
+    @property
+    def width(self) -> int:
+        return self.encoder.width if self.encoder is not None else self.n_features
+
+    def resize(self, *, n_chars: int, n_words: int, word_width: int) -> None:
+        self.word_embed.resize(n_words, word_width)
+        if self.char_embed is not None:
+            self.char_embed.resize(n_chars)
+        if self.encoder is not None:
+            self.encoder.resize(self.n_features)
+
+    def resize_to_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
+        self.word_embed.resize_to_state_dict(state, "word_embed.")
+        if self.char_embed is not None:
+            self.char_embed.resize_to_state_dict(state, "char_embed.")
+        if self.encoder is not None:
+            self.encoder.resize_to_state_dict(state, "encoder.")
+
+    def forward(
+        self,
+        word_ids: torch.Tensor,
+        lengths_cpu: torch.Tensor,
+        char_ids: Optional[torch.Tensor] = None,
+        char_lengths_cpu: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        x = self.word_embed(word_ids)
+        if self.char_embed is not None:
+            S, T = word_ids.shape
+            valid = torch.arange(T, device=x.device)[None, :] < lengths_cpu.to(x.device)[:, None]
+            words = self.char_embed(char_ids, char_lengths_cpu)
+            chars = words.new_zeros((S, T, words.shape[-1])).index_put((valid,), words)
+            x = torch.cat([x, chars], dim=-1)
+        if self.encoder is not None:
+            x = self.encoder(x, lengths_cpu)
+        return x

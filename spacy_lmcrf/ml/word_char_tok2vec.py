@@ -1,0 +1,149 @@
+"""spacy_lmcrf.WordCharTok2Vec.v1: word embeddings, a character encoder and a context
+encoder composed into one tok2vec.
+
+The parts are registered builders that return torch modules without a vocabulary
+(spacy_lmcrf.WordEmbedding.v1, spacy_lmcrf.CharBiLSTM.v1 / CharCNN.v1 / CharBiGRU.v1,
+spacy_lmcrf.BiLSTMEncoder.v1 / BiGRUEncoder.v1). This layer puts them into one module,
+wrapped once: a batch is featurized, padded per segment and run through all parts
+together. The vocabularies are built at initialization from every training doc (and
+extended when a shared tok2vec is initialized again by its listeners); the modules
+are sized then, and from the saved state when a pipeline is loaded.
+"""
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
+from thinc.types import Floats2d
+
+from .birnn import BiRNNEncoder
+from .char_encoders import CharEncoder
+from .padding import pad_segments, unpad_segments
+from .torch_io import deserialize_torch_module, serialize_torch_module
+from .vocab import extend_vocabularies, get_vocabularies, has_vectors, word_width
+from .word_char import WordCharEncoder
+from .word_embed import WordEmbedding, init_word_embeddings
+from .word_features import WordBatch, featurize_words
+
+
+@registry.architectures("spacy_lmcrf.WordCharTok2Vec.v1")
+def build_word_char_tok2vec(
+    word_embed: WordEmbedding,
+    char_embed: Optional[CharEncoder] = None,
+    encoder: Optional[BiRNNEncoder] = None,
+    max_length: int = 128,
+) -> Model[List[Doc], List[Floats2d]]:
+    """A tok2vec of word embeddings, optionally concatenated with a per-word character
+    encoding, optionally read by a word-level context encoder: BiLSTM-CRF (Huang et
+    al. 2015), LSTM-CRF (Lample et al. 2016), LSTM-CNN-CRF (Ma & Hovy 2016) and the
+    hierarchical GRU (Yang et al. 2016) below their CRF.
+
+    word_embed (WordEmbedding): the word embeddings (spacy_lmcrf.WordEmbedding.v1).
+    char_embed (Optional[CharEncoder]): the character encoder
+        (spacy_lmcrf.CharBiLSTM.v1, CharCNN.v1 or CharBiGRU.v1), or None.
+    encoder (Optional[BiRNNEncoder]): the context encoder (spacy_lmcrf.BiLSTMEncoder.v1
+        or BiGRUEncoder.v1), or None to output the embeddings themselves (then
+        word_embed.width must be set, so that the output width is known).
+    max_length (int): longest sequence run through the encoders: sentences when the doc
+        has sentence boundaries, otherwise windows of this many tokens.
+    """
+    if encoder is None and word_embed.requested_width is None:
+        raise ValueError(
+            "WordCharTok2Vec without an encoder outputs the embeddings, so its width must be "
+            "known when the model is built: set word_embed.width (the vectors' width)."
+        )
+    module = WordCharEncoder(word_embed, char_embed, encoder)
+    wrapper = PyTorchWrapper_v3(
+        module,
+        convert_inputs=_convert_inputs,
+        convert_outputs=_convert_outputs,
+        serialize_model=serialize_torch_module,
+        deserialize_model=deserialize_torch_module,
+    )
+    return Model(
+        "word_char_tok2vec",
+        forward,
+        init=init,
+        layers=[wrapper],
+        refs={"encoder": wrapper},
+        dims={"nO": module.width},
+        attrs={
+            "max_length": max_length,
+            "max_word_length": char_embed.max_word_length if char_embed is not None else None,
+            "min_freq": word_embed.min_freq,
+            "lowercase": word_embed.lowercase,
+            "zero_digits": word_embed.zero_digits,
+            "include_vectors": word_embed.include_vectors,
+            "chars": [],
+            "words": [],
+            "lm_words": [],
+            "init_with_all_docs": True,
+        },
+    )
+
+
+def get_module(model: Model) -> WordCharEncoder:
+    return model.get_ref("encoder").shims[0]._model
+
+
+def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
+    """Build the vocabularies from X (all training docs) and size the torch module.
+    Initializing again extends the vocabularies; the weights start afresh."""
+    if not X:
+        return model
+    module = get_module(model)
+    spacy_vocab = X[0].vocab
+    width = word_width(spacy_vocab, module.word_embed.requested_width, "WordEmbedding", "width")
+    vocab = extend_vocabularies(model, X, with_lm_words=False)
+    module.resize(n_chars=vocab.n_chars, n_words=vocab.n_words, word_width=width)
+    init_word_embeddings(module.word_embed.table.weight, vocab, spacy_vocab if has_vectors(spacy_vocab) else None)
+    if module.width != model.get_dim("nO"):
+        raise ValueError(f"WordCharTok2Vec: output width {module.width} != nO {model.get_dim('nO')}")
+    return model
+
+
+def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
+    if not model.attrs["words"] and not model.attrs["chars"]:
+        raise ValueError(
+            "WordCharTok2Vec has no vocabulary yet: initialize the pipeline "
+            "(nlp.initialize(get_examples)) before using it."
+        )
+    batch = featurize_words(
+        docs,
+        get_vocabularies(model),
+        max_length=model.attrs["max_length"],
+        with_chars=get_module(model).char_embed is not None,
+        max_word_length=model.attrs["max_word_length"],
+    )
+    if batch.n_segments == 0:
+        outputs = [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs]
+        return outputs, lambda d_outputs: []
+    wrapper = model.get_ref("encoder")
+    if is_train and not any(p.requires_grad for p in get_module(model).parameters()):
+        return wrapper.predict(batch), lambda d_outputs: []  # a frozen table alone
+    return wrapper(batch, is_train)
+
+
+def _convert_inputs(model: Model, batch: WordBatch, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
+    device = model.shims[0].device
+    kwargs = {
+        "word_ids": torch.from_numpy(batch.word_ids).to(device),
+        "lengths_cpu": torch.from_numpy(batch.lengths),
+    }
+    if batch.char_ids is not None:
+        kwargs["char_ids"] = torch.from_numpy(batch.char_ids).to(device)
+        kwargs["char_lengths_cpu"] = torch.from_numpy(batch.char_lengths)
+    return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
+
+
+def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
+    batch, states = inputs_outputs
+    padded = torch2xp(states.detach())
+    outputs = unpad_segments(model.ops, padded, batch.segments, batch.doc_lengths)
+
+    def convert_gradients(d_outputs: List[Floats2d]) -> ArgsKwargs:
+        d_padded = pad_segments(model.ops, d_outputs, batch.segments, padded.shape)
+        return ArgsKwargs(args=(states,), kwargs={"grad_tensors": (xp2torch(d_padded, device=states.device),)})
+
+    return outputs, convert_gradients

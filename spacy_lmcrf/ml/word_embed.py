@@ -1,0 +1,124 @@
+"""spacy_lmcrf.WordEmbedding.v1: a word embedding table initialised from the pipeline's vectors."""
+from typing import Optional
+
+import numpy
+import torch
+from spacy.util import registry
+from spacy.vocab import Vocab
+from torch import nn
+
+from .featurize import WORD_PAD, Vocabularies
+from .vocab import DEFAULT_WORD_WIDTH
+
+
+class WordEmbedding(nn.Module):
+    """A table with a row per word of the vocabulary: padding (zero), unknown, the
+    training words at least min_freq times frequent, and every word of the pipeline's
+    vectors. Its size is set when the vocabulary is built (resize).
+
+    width (Optional[int]): the embedding width; None takes the vectors' width.
+    min_freq (int): training words rarer than this without a vector share the unknown row.
+    lowercase (bool): words are looked up lowercased.
+    zero_digits (bool): every digit is replaced by 0 before lookup (also in the
+        characters a character encoder beside this table reads).
+    include_vectors (bool): every word of the pipeline's vectors gets a row.
+    fine_tune (bool): False freezes the whole table.
+    """
+
+    def __init__(
+        self,
+        width: Optional[int],
+        *,
+        min_freq: int,
+        lowercase: bool,
+        zero_digits: bool,
+        include_vectors: bool,
+        fine_tune: bool,
+    ) -> None:
+        super().__init__()
+        self.requested_width = width
+        self.min_freq = min_freq
+        self.lowercase = lowercase
+        self.zero_digits = zero_digits
+        self.include_vectors = include_vectors
+        self.fine_tune = fine_tune
+        self.resize(1, width or DEFAULT_WORD_WIDTH)
+
+    @property
+    def width(self) -> int:
+        return self.table.embedding_dim
+
+    def resize(self, n_words: int, width: int) -> None:
+        table = getattr(self, "table", None)
+        if table is not None and tuple(table.weight.shape) == (n_words, width):
+            return
+        device = table.weight.device if table is not None else None
+        self.table = nn.Embedding(n_words, width, padding_idx=WORD_PAD, device=device)
+        self.table.weight.requires_grad_(self.fine_tune)
+
+    def resize_to_state_dict(self, state, prefix: str = "") -> None:
+        self.resize(*state[prefix + "table.weight"].shape)
+
+    def forward(self, word_ids: torch.Tensor) -> torch.Tensor:
+        return self.table(word_ids)
+
+
+@registry.architectures("spacy_lmcrf.WordEmbedding.v1")
+def build_word_embedding(
+    width: Optional[int] = None,
+    min_freq: int = 5,
+    lowercase: bool = True,
+    zero_digits: bool = False,
+    include_vectors: bool = True,
+    fine_tune: bool = True,
+) -> WordEmbedding:
+    """Word embeddings initialised from the pipeline's vectors (a part for
+    spacy_lmcrf.WordCharTok2Vec.v1). The vocabulary is built at initialization from
+    every training doc: training words at least min_freq times frequent and, if
+    include_vectors, every word of the vectors get a row; all other words share one
+    unknown row. Rows without a vector start uniform in +-sqrt(3 / width) (Ma & Hovy 2016).
+
+    width (Optional[int]): embedding width; None takes the width of the pipeline's
+        vectors, or 100 if it has none.
+    min_freq (int): training words rarer than this share the unknown row, unless the
+        vectors have them.
+    lowercase (bool): look words up lowercased, by this layer itself (for lowercase
+        vectors such as GloVe; spaCy forgets `init vectors --attr LOWER` when saving).
+    zero_digits (bool): replace every digit by 0 before lookup, in the words and in
+        the characters a character encoder beside this table reads (Yang et al. 2016).
+    include_vectors (bool): give every word of the pipeline's vectors a row.
+    fine_tune (bool): train the table; False freezes it (rows without a vector keep
+        their random values).
+    """
+    return WordEmbedding(
+        width,
+        min_freq=min_freq,
+        lowercase=lowercase,
+        zero_digits=zero_digits,
+        include_vectors=include_vectors,
+        fine_tune=fine_tune,
+    )
+
+
+def init_word_embeddings(table: torch.Tensor, vocab: Vocabularies, spacy_vocab: Optional[Vocab]) -> None:
+    """Uniform(+-sqrt(3/dim)) rows (Ma & Hovy 2016), replaced by the pipeline's vectors
+    where it has one for the row's word; the padding row is zero."""
+    dim = table.shape[1]
+    scale = (3.0 / dim) ** 0.5
+    with torch.no_grad():
+        table.uniform_(-scale, scale)
+        table[0].zero_()
+        if spacy_vocab is None:
+            return
+        vectors = spacy_vocab.vectors
+        strings = spacy_vocab.strings
+        rows, found = [], []
+        for row, word in enumerate(vocab.words, start=table.shape[0] - len(vocab.words)):
+            key = strings[word] if word in strings else None
+            if key is not None and key in vectors:
+                rows.append(row)
+                found.append(key)
+        if rows:
+            data = vectors.get_batch([strings[k] for k in found])
+            data = numpy.asarray(data.get() if hasattr(data, "get") else data, dtype="float32")
+            table[torch.as_tensor(rows)] = torch.from_numpy(data).to(table.device)
