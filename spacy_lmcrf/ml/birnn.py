@@ -1,11 +1,10 @@
 """spacy_lmcrf.BiLSTMEncoder.v1 / BiGRUEncoder.v1: word-level bidirectional RNNs over padded batches."""
-from typing import List
 
 import torch
 from spacy.util import registry
 from torch import nn
 
-from .bucketing import length_groups, reverse_padded
+from .bucketing import reverse_padded, run_in_length_groups
 from .locked_dropout import LockedDropout
 from .lstm_init import init_lstm_
 
@@ -91,14 +90,7 @@ class BiRNNEncoder(nn.Module):
         self.resize(state[prefix + "forward_layers.0.weight_ih_l0"].shape[1])
 
     def forward(self, x: torch.Tensor, lengths_cpu: torch.Tensor) -> torch.Tensor:
-        parts, order = [], []
-        for group in length_groups(lengths_cpu, self.group_size):
-            lengths = lengths_cpu[group]
-            parts.append(self._run(x[group.to(x.device), : int(lengths.max())], lengths))
-            order.append(group)
-        T = x.shape[1]
-        out = x.new_zeros((x.shape[0], T, self.width))
-        return out.index_put((torch.cat(order).to(x.device),), _pad_cat(parts, T))
+        return run_in_length_groups(self._run, x, lengths_cpu, self.group_size, self.width)
 
     def _run(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         for fwd, bwd in zip(self.forward_layers, self.backward_layers):
@@ -108,10 +100,6 @@ class BiRNNEncoder(nn.Module):
             x = torch.cat([forward_states, reverse_padded(backward_states, lengths)], dim=-1)
         return self.output_dropout(x)
 
-
-def _pad_cat(parts: List[torch.Tensor], T: int) -> torch.Tensor:
-    """Concatenate (B_i, T_i, W) tensors along the batch, zero-padding each to T."""
-    return torch.cat([nn.functional.pad(p, (0, 0, 0, T - p.shape[1])) for p in parts])
 
 
 @registry.architectures("spacy_lmcrf.BiLSTMEncoder.v1")

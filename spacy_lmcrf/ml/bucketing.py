@@ -1,5 +1,5 @@
 """Length-sorted groups of sequences, so recurrent layers don't run over padding."""
-from typing import List
+from typing import Callable, List
 
 import torch
 
@@ -20,3 +20,24 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     if x.dim() == 2:
         return x.gather(1, index)
     return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def run_in_length_groups(
+    run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    lengths_cpu: torch.Tensor,
+    group_size: int,
+    width: int,
+) -> torch.Tensor:
+    """Apply run(x_group, lengths_group) -> (B_g, T_g, width) to length-sorted groups of
+    the sequences of x (B, T, ...), each cut to its own longest sequence, and put the
+    results back in x's order as one zero-padded (B, T, width) tensor."""
+    parts, order = [], []
+    for group in length_groups(lengths_cpu, group_size):
+        lengths = lengths_cpu[group]
+        parts.append(run(x[group.to(x.device), : int(lengths.max())], lengths))
+        order.append(group)
+    T = x.shape[1]
+    padded = torch.cat([torch.nn.functional.pad(p, (0, 0, 0, T - p.shape[1])) for p in parts])
+    out = x.new_zeros((x.shape[0], T, width))
+    return out.index_put((torch.cat(order).to(x.device),), padded)

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from .bucketing import length_groups, reverse_padded
+from .bucketing import reverse_padded, run_in_length_groups
 from .lstm_init import init_lstm_
 
 
@@ -42,15 +42,7 @@ class BiLSTMEncoder(nn.Module):
         return self.forward_layers[0].input_size
 
     def forward(self, x: torch.Tensor, lengths_cpu: torch.Tensor) -> torch.Tensor:
-        parts, order = [], []
-        for group in length_groups(lengths_cpu, self.group_size):
-            lengths = lengths_cpu[group]
-            T = int(lengths.max())
-            parts.append(self._run(x[group.to(x.device), :T], lengths))
-            order.append(group)
-        T = x.shape[1]
-        out = x.new_zeros((x.shape[0], T, self.width))
-        return out.index_put((torch.cat(order).to(x.device),), _pad_cat(parts, T))
+        return run_in_length_groups(self._run, x, lengths_cpu, self.group_size, self.width)
 
     def _run(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
@@ -61,7 +53,3 @@ class BiLSTMEncoder(nn.Module):
             x = torch.cat([forward_states, reverse_padded(backward_states, lengths)], dim=-1)
         return x
 
-
-def _pad_cat(parts, T: int) -> torch.Tensor:
-    """Concatenate (B_i, T_i, W) tensors along the batch, zero-padding each to T."""
-    return torch.cat([nn.functional.pad(p, (0, 0, 0, T - p.shape[1])) for p in parts])
