@@ -120,8 +120,10 @@ def summarize(
     dev: Dict[str, Any],
     test: Dict[str, Any],
     kind: str,
+    started: Dict[str, Any],
 ) -> Dict[str, Any]:
-    """The run's summary (see the module docstring)."""
+    """The run's summary (see the module docstring). `started` is the provenance taken
+    when the run began: the commit trained is HEAD then, not when the run ends."""
     curve = learning_curve(records)
     end = next((r for r in reversed(records) if r.get("event") == "end"), None)
     if not curve or end is None:
@@ -146,7 +148,7 @@ def summarize(
         "dev": _scores_only(dev),
         "test": _scores_only(test),
         "curve": curve,
-        **provenance(),
+        **started,
     }
 
 
@@ -158,6 +160,7 @@ def _scores_only(metrics: Dict[str, Any]) -> Dict[str, Any]:
 
 def run(args: argparse.Namespace, overrides: Sequence[str]) -> Dict[str, Any]:
     """Train, evaluate, and write the summary; return it."""
+    started = provenance()
     output_dir: Path = args.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     log_path = output_dir / "log.jsonl"
@@ -185,6 +188,7 @@ def run(args: argparse.Namespace, overrides: Sequence[str]) -> Dict[str, Any]:
         name=args.name or args.config.stem, config_path=args.config,
         budget_minutes=args.budget_minutes, seed=args.seed, overrides=overrides,
         records=read_log(log_path), dev=metrics["dev"], test=metrics["test"], kind=args.kind,
+        started=started,
     )
     write_json(args.summary or output_dir / "summary.json", summary)
     return summary
