@@ -18,6 +18,7 @@ from thinc.api import Model, Optimizer
 
 from ..ml.crf import crf_loss, forward_backward, subsequence_log_prob, viterbi
 from ..ml.crf_tagger import CRFScores, get_crf_module
+from ..memory import HeapTrimmer
 from ..optimizers import clip_gradient_norm
 from ..tags import SCHEMES, allowed_transitions, tag_names, tags_to_spans
 
@@ -59,6 +60,7 @@ class CRFSequenceLabeler(TrainablePipe):
             raise ValueError(f"margin_cost must be >= 0, got {margin_cost}")
         self.vocab = vocab
         self.model = model
+        self._heap_trimmer = HeapTrimmer()
         self.name = name
         self.scorer = scorer
         self.cfg = {"labels": [], "scheme": scheme, "margin_cost": float(margin_cost), **cfg}
@@ -250,6 +252,7 @@ class CRFSequenceLabeler(TrainablePipe):
         if max_norm:
             clip_gradient_norm(self.model, max_norm)
         self.model.finish_update(sgd)
+        self._heap_trimmer.step()
 
     def get_loss(self, examples: Iterable[Example], scores: CRFScores) -> Tuple[float, Optional[torch.Tensor]]:
         """The CRF loss summed over the batch's segments, and its gradient with respect
