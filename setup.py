@@ -46,6 +46,7 @@ setup(
         ],
         "thinc_optimizers": [
             "spacy_lmcrf.SGD.v1 = spacy_lmcrf.optimizers:SGD_momentum",
+            "spacy_lmcrf.Adagrad.v1 = spacy_lmcrf.optimizers:adagrad",
         ],
         "thinc_schedules": [
             "spacy_lmcrf.inverse_time_decay.v1 = spacy_lmcrf.optimizers:inverse_time_decay",
