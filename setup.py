@@ -56,6 +56,10 @@ setup(
         ],
         "spacy_readers": [
             "spacy_lmcrf.GoldTokenCorpus.v1 = spacy_lmcrf.corpus:create_gold_token_corpus",
+            "spacy_lmcrf.TaskCorpora.v1 = spacy_lmcrf.corpus:create_task_corpora",
+        ],
+        "spacy_batchers": [
+            "spacy_lmcrf.task_batcher.v1 = spacy_lmcrf.corpus:create_task_batcher",
         ],
         "spacy_callbacks": [
             "spacy_lmcrf.stop_after_minutes.v1 = spacy_lmcrf.callbacks:stop_after_minutes",

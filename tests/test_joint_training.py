@@ -8,7 +8,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Adam
 
-from spacy_lmcrf.pipeline.base import CORPUS_KEY
+from spacy_lmcrf.corpus import CORPUS_KEY
 
 from .util import CHUNK_DATA, NER_DATA, TAG_DATA, chunk_examples, ner_examples, tag_examples
 

@@ -23,19 +23,13 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer
 
+from ..corpus import CORPUS_KEY, doc_corpus
 from ..ml.crf import crf_loss, forward_backward, subsequence_log_prob, viterbi
 from ..ml.crf_tagger import CRFScores, get_crf_module
 from ..optimizers import clip_gradient_norm
 from ..tags import SCHEMES, allowed_transitions, tag_names, tags_to_spans
 
 Span3 = Tuple[int, int, str]
-
-CORPUS_KEY = "lmcrf_corpus"
-
-
-def doc_corpus(doc: Doc) -> Optional[str]:
-    """The corpus a doc was read from (doc.user_data["lmcrf_corpus"]), or None."""
-    return doc.user_data.get(CORPUS_KEY)
 
 
 @dataclass
