@@ -43,6 +43,8 @@ setup(
             "spacy_lmcrf.BiGRUEncoder.v1 = spacy_lmcrf.ml.birnn:build_bigru_encoder",
             "spacy_lmcrf.TorchEncoder.v1 = spacy_lmcrf.ml.torch_encoder:build_torch_encoder",
             "spacy_lmcrf.WithWidth.v1 = spacy_lmcrf.ml.with_width:build_with_width",
+            "spacy_lmcrf.CharTok2Vec.v1 = spacy_lmcrf.ml.char_tok2vec:build_char_tok2vec",
+            "spacy_lmcrf.WordFeaturesTok2Vec.v1 = spacy_lmcrf.ml.word_features_tok2vec:build_word_features_tok2vec",
         ],
         "thinc_optimizers": [
             "spacy_lmcrf.SGD.v1 = spacy_lmcrf.optimizers:SGD_momentum",
