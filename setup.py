@@ -43,9 +43,12 @@ setup(
             "spacy_lmcrf.BiGRUEncoder.v1 = spacy_lmcrf.ml.birnn:build_bigru_encoder",
             "spacy_lmcrf.TorchEncoder.v1 = spacy_lmcrf.ml.torch_encoder:build_torch_encoder",
             "spacy_lmcrf.WithWidth.v1 = spacy_lmcrf.ml.with_width:build_with_width",
+            "spacy_lmcrf.CharTok2Vec.v1 = spacy_lmcrf.ml.char_tok2vec:build_char_tok2vec",
+            "spacy_lmcrf.WordFeaturesTok2Vec.v1 = spacy_lmcrf.ml.word_features_tok2vec:build_word_features_tok2vec",
         ],
         "thinc_optimizers": [
             "spacy_lmcrf.SGD.v1 = spacy_lmcrf.optimizers:SGD_momentum",
+            "spacy_lmcrf.Adagrad.v1 = spacy_lmcrf.optimizers:adagrad",
         ],
         "thinc_schedules": [
             "spacy_lmcrf.inverse_time_decay.v1 = spacy_lmcrf.optimizers:inverse_time_decay",
@@ -55,6 +58,10 @@ setup(
         ],
         "spacy_readers": [
             "spacy_lmcrf.GoldTokenCorpus.v1 = spacy_lmcrf.corpus:create_gold_token_corpus",
+            "spacy_lmcrf.TaskCorpora.v1 = spacy_lmcrf.corpus:create_task_corpora",
+        ],
+        "spacy_batchers": [
+            "spacy_lmcrf.task_batcher.v1 = spacy_lmcrf.corpus:create_task_batcher",
         ],
         "spacy_callbacks": [
             "spacy_lmcrf.stop_after_minutes.v1 = spacy_lmcrf.callbacks:stop_after_minutes",

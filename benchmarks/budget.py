@@ -18,7 +18,10 @@ may overshoot by one step plus the evaluation running when the budget ends.
 `--budget-minutes 0` trains until the config's own stopping rules.
 
 Any other `--section.key value` option is passed to `spacy train` as a config
-override. Then OUTPUT_DIR/model-best is evaluated on dev and test with
+override. --train and --dev go to [paths] train and dev, or to the variables named by
+--train-var and --dev-var (a joint-training config has one pair per task, e.g.
+ner_train / ner_dev); --corpus tags the evaluation docs with a corpus name (the
+language of a cross-lingual pipeline, whose heads annotate only their own). Then OUTPUT_DIR/model-best is evaluated on dev and test with
 spacy_lmcrf.evaluate (conlleval counting on the gold tokens, cross-checked with
 spaCy's Scorer), into OUTPUT_DIR/eval/{dev,test}.{json,conll.txt}. The summary
 JSON (default OUTPUT_DIR/summary.json) holds the config, budget, seed, steps and
@@ -74,13 +77,15 @@ def train_command(
     seed: int,
     gpu_id: int,
     overrides: Sequence[str],
+    train_var: str = "train",
+    dev_var: str = "dev",
 ) -> List[str]:
     """The `spacy train` command line for one budgeted run."""
     command = [
         sys.executable, "-m", "spacy", "train", str(config_path),
         "--output", str(output_dir),
-        "--paths.train", str(train),
-        "--paths.dev", str(dev),
+        f"--paths.{train_var}", str(train),
+        f"--paths.{dev_var}", str(dev),
         "--training.seed", str(seed),
         "--gpu-id", str(gpu_id),
     ]
@@ -169,6 +174,7 @@ def run(args: argparse.Namespace, overrides: Sequence[str]) -> Dict[str, Any]:
     command = train_command(
         config_path, output_dir, train=args.train, dev=args.dev, vectors=args.vectors,
         seed=args.seed, gpu_id=args.gpu_id, overrides=overrides,
+        train_var=args.train_var, dev_var=args.dev_var,
     )
     print("Running:", " ".join(command), flush=True)
     result = subprocess.run(command)
@@ -178,7 +184,7 @@ def run(args: argparse.Namespace, overrides: Sequence[str]) -> Dict[str, Any]:
     for split, data in (("dev", args.dev), ("test", args.test)):
         metrics[split] = evaluate(
             output_dir / "model-best", data, output_dir / "eval" / f"{split}.conll.txt",
-            kind=args.kind, spans_key=args.spans_key, gpu_id=args.gpu_id,
+            kind=args.kind, spans_key=args.spans_key, gpu_id=args.gpu_id, corpus=args.corpus,
         )
         write_json(output_dir / "eval" / f"{split}.json", metrics[split])
         if not metrics[split]["spacy_scorer_agrees"]:
@@ -213,6 +219,10 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     parser.add_argument("--summary", type=Path, default=None,
                         help="summary JSON (default OUTPUT_DIR/summary.json)")
     parser.add_argument("--name", default=None, help="run name (default: the config's stem)")
+    parser.add_argument("--train-var", default="train", help="the [paths] variable --train sets")
+    parser.add_argument("--dev-var", default="dev", help="the [paths] variable --dev sets")
+    parser.add_argument("--corpus", default=None,
+                        help="tag the evaluation docs with this corpus name (cross-lingual pipelines)")
     args, overrides = parser.parse_known_args(argv)
     if args.budget_minutes < 0:
         parser.error("--budget-minutes must be >= 0")

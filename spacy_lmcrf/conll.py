@@ -29,6 +29,7 @@ Command line::
     python -m spacy_lmcrf.conll split-dev DOCS TRAIN_OUT DEV_OUT
         --n-dev 1000 [--seed 0]
     python -m spacy_lmcrf.conll slice DOCS OUTPUT --start 0 --end 3132
+    python -m spacy_lmcrf.conll sample DOCS OUTPUT --fraction 0.1 [--seed 0]
     python -m spacy_lmcrf.conll count INPUT [--expect-sentences N]
         [--expect-tokens N]
 
@@ -37,7 +38,9 @@ count of the input and a re-encoding of every entity/chunk. ``split-dev``
 holds out ``n_dev`` random Docs of a DocBin as a dev set (the CoNLL-2000
 papers hold out 1,000 training sentences), deterministically for a seed.
 ``slice`` writes the Docs ``start:end`` of a DocBin, in order (a contiguous
-split). ``count`` counts the sentences and tokens of a CoNLL file and fails
+split). ``sample`` writes a random fraction of the Docs (round(fraction * n),
+at least one), in their order, deterministically for a seed: the labeling
+rate r of Yang et al. 2016's Table 8. ``count`` counts the sentences and tokens of a CoNLL file and fails
 unless they are the expected numbers.
 """
 import argparse
@@ -415,6 +418,22 @@ def slice_docs(docs_path: PathLike, output: PathLike, start: int, end: int) -> i
     return len(selected)
 
 
+def sample_docs(docs_path: PathLike, output: PathLike, fraction: float, seed: int) -> int:
+    """Write a random fraction of the Docs of a DocBin, in their order; return how many.
+
+    The choice depends only on the number of Docs, the fraction and the seed."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    docs = list(DocBin().from_disk(docs_path).get_docs(Vocab()))
+    n_keep = max(1, round(fraction * len(docs)))
+    keep = sorted(random.Random(seed).sample(range(len(docs)), n_keep))
+    selected = [docs[i] for i in keep]
+    doc_bin = DocBin(docs=selected, store_user_data=any(doc.user_data for doc in selected))
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    doc_bin.to_disk(output)
+    return len(selected)
+
+
 def check_counts(
     path: PathLike,
     expect_sentences: Optional[int] = None,
@@ -478,6 +497,18 @@ def _slice_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sample_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m spacy_lmcrf.conll sample",
+        description="Write a random fraction of the docs of a DocBin, in order.",
+    )
+    parser.add_argument("docs", type=Path, help=".spacy file to take docs from")
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--fraction", type=float, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
 def _count_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m spacy_lmcrf.conll count",
@@ -497,6 +528,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args = _slice_parser().parse_args(argv[1:])
             n_docs = slice_docs(args.docs, args.output, args.start, args.end)
             print(f"docs {args.start}:{args.end} ({n_docs}) -> {args.output}")
+            return 0
+        if argv[:1] == ["sample"]:
+            args = _sample_parser().parse_args(argv[1:])
+            n_docs = sample_docs(args.docs, args.output, args.fraction, args.seed)
+            print(f"{n_docs} docs ({args.fraction:g}, seed {args.seed}) -> {args.output}")
             return 0
         if argv[:1] == ["count"]:
             args = _count_parser().parse_args(argv[1:])

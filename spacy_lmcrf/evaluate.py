@@ -42,17 +42,25 @@ from .conlleval import (
     format_report,
     write_conlleval,
 )
+from .corpus import CORPUS_KEY
 from .tags import SCHEMES
 
 TOLERANCE = 1e-6  # in percentage points; spaCy adds 1e-100 to its denominators
 
 
 def predict_on_gold_tokens(
-    nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256
+    nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256, corpus: Optional[str] = None
 ) -> List[Example]:
-    """Run the pipeline over copies of the gold docs' words and spaces (no annotation)."""
+    """Run the pipeline over copies of the gold docs' words and spaces (no annotation),
+    tagged with the corpus name `corpus` if given (doc.user_data["lmcrf_corpus"]: in a
+    cross-lingual pipeline only that language's components annotate them)."""
     inputs = (
-        Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+        Doc(
+            nlp.vocab,
+            words=[t.text for t in doc],
+            spaces=[bool(t.whitespace_) for t in doc],
+            user_data={} if corpus is None else {CORPUS_KEY: corpus},
+        )
         for doc in gold_docs
     )
     return [
@@ -121,6 +129,7 @@ def evaluate(
     scheme: str = "IOB2",
     gpu_id: int = -1,
     batch_size: int = 256,
+    corpus: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Predict, write the conlleval file, and return the metrics dict (see the module doc)."""
     if kind not in KINDS:
@@ -130,7 +139,7 @@ def evaluate(
     nlp = spacy.load(model)
     gold_docs = list(DocBin().from_disk(data).get_docs(nlp.vocab))
     start = time.perf_counter()
-    examples = predict_on_gold_tokens(nlp, gold_docs, batch_size)
+    examples = predict_on_gold_tokens(nlp, gold_docs, batch_size, corpus)
     seconds = time.perf_counter() - start
     n_docs, n_tokens = write_conlleval(
         examples, conll_output, kind, spans_key=spans_key, scheme=scheme
@@ -160,6 +169,7 @@ def evaluate(
         "disagreements": problems,
         "words_per_second": n_tokens / seconds if seconds > 0 else None,
         "gpu_id": gpu_id,
+        "corpus": corpus,
     }
 
 
@@ -178,6 +188,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--scheme", default="IOB2", choices=SCHEMES)
     parser.add_argument("--gpu-id", type=int, default=-1)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--corpus", default=None,
+                        help="tag the docs with this corpus name (a language of a cross-lingual pipeline)")
     args = parser.parse_args(argv)
     try:
         result = evaluate(
@@ -189,6 +201,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             scheme=args.scheme,
             gpu_id=args.gpu_id,
             batch_size=args.batch_size,
+            corpus=args.corpus,
         )
     except (OSError, ValueError) as err:
         print(f"Error: {err}", file=sys.stderr)

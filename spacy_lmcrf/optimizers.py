@@ -1,5 +1,5 @@
-"""What Thinc lacks for the papers' recipes: SGD with momentum, global-norm clipping,
-and learning rates that decay per epoch."""
+"""What Thinc lacks for the papers' recipes: SGD with momentum, AdaGrad, global-norm
+clipping, and learning rates that decay per epoch."""
 from typing import Iterator, List
 
 import torch
@@ -83,6 +83,80 @@ def SGD_momentum(
         learn_rate,
         momentum=momentum,
         nesterov=nesterov,
+        grad_norm_clip=grad_norm_clip,
+        grad_clip=grad_clip,
+        L2=L2,
+        L2_is_weight_decay=L2_is_weight_decay,
+        use_averages=use_averages,
+    )
+
+
+class Adagrad(Optimizer):
+    """AdaGrad (Duchi et al. 2011) in PyTorch's formulation: s += g * g;
+    w -= lr * g / (sqrt(s) + eps), the accumulator starting at initial_accumulator.
+
+    grad_norm_clip is read by the spacy_lmcrf components, as for MomentumSGD.
+    """
+
+    __slots__ = ["eps", "initial_accumulator", "grad_norm_clip"]
+
+    def __init__(self, learn_rate, *, eps: float, initial_accumulator: float, grad_norm_clip: float, **kwargs):
+        super().__init__(learn_rate, beta1=0.0, beta2=0.0, **kwargs)
+        self.eps = eps
+        self.initial_accumulator = initial_accumulator
+        self.grad_norm_clip = grad_norm_clip
+
+    def __call__(self, key, weights: FloatsXd, gradient: FloatsXd, *, lr_scale: float = 1.0):
+        if len(gradient) < 1:
+            return weights, gradient
+        ops = get_array_ops(weights)
+        self.nr_update[key] += 1
+        if self.L2 != 0 and not self.L2_is_weight_decay:
+            gradient += self.L2 * weights
+        if self.grad_clip:
+            gradient = ops.clip_gradient(gradient, self.grad_clip)
+        accumulator = self.mom2.get(key)
+        if accumulator is None:
+            accumulator = self.mom2[key] = ops.xp.full_like(gradient, self.initial_accumulator)
+        accumulator += gradient * gradient
+        weights -= lr_scale * self.learn_rate * gradient / (ops.xp.sqrt(accumulator) + self.eps)
+        if self.L2 != 0 and self.L2_is_weight_decay:
+            weights -= lr_scale * self.learn_rate * self.L2 * weights
+        gradient *= 0
+        if self.averages is not None:
+            if key not in self.averages:
+                self.averages[key] = ops.alloc(weights.shape, dtype="float32")
+            ops.update_averages(self.averages[key], weights, self.nr_update[key])
+        return weights, gradient
+
+
+@registry.optimizers("spacy_lmcrf.Adagrad.v1")
+def adagrad(
+    learn_rate: float,
+    *,
+    eps: float = 1e-10,
+    initial_accumulator: float = 0.0,
+    grad_norm_clip: float = 0.0,
+    grad_clip: float = 0.0,
+    L2: float = 0.0,
+    L2_is_weight_decay: bool = False,
+    use_averages: bool = False,
+) -> Optimizer:
+    """AdaGrad, as Yang et al. 2016 train (learning rate 0.01). Defaults are PyTorch's.
+
+    learn_rate (float or schedule): the learning rate.
+    eps (float): added to the root of the accumulated squared gradients.
+    initial_accumulator (float): the accumulator's starting value.
+    grad_norm_clip (float): rescale each component's gradients to at most this global
+        L2 norm; 0 disables (the paper names no clipping).
+    grad_clip (float): Thinc's per-tensor clipping; 0 disables.
+    L2 (float): L2 penalty (added to the gradient unless L2_is_weight_decay).
+    use_averages (bool): keep parameter averages (keep False for torch-wrapped models).
+    """
+    return Adagrad(
+        learn_rate,
+        eps=eps,
+        initial_accumulator=initial_accumulator,
         grad_norm_clip=grad_norm_clip,
         grad_clip=grad_clip,
         L2=L2,

@@ -244,3 +244,31 @@ def test_slice_and_count(tmp_path, sample_corpus, capsys):
                        "--expect-tokens", str(n_tokens)]) == 0
     assert conll_main(["count", str(sample), "--expect-sentences", str(n_sentences + 1)]) == 1
     assert f"expected {n_sentences + 1} sentences, found {n_sentences}" in capsys.readouterr().err
+
+
+def test_table8_sep_joint_delta(tmp_path):
+    table8 = bench("table8")
+    for setting, scores in (("sep", [70.0, 72.0]), ("joint_pos", [74.0, 75.0])):
+        for seed, score in enumerate(scores):
+            path = tmp_path / "ner_r0.1" / setting / f"seed{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"metric": "f1", "test_f1": score, "dev_f1": score + 1, "steps": 10,
+                                        "budget_minutes": 30, "commit": "abc"}))
+    out = tmp_path / "t8.md"
+    assert table8.main(["ner:0.1:pos", "--root", str(tmp_path), "--n-seeds", "2", "--markdown", str(out),
+                        "--output", str(tmp_path / "t8.json")]) == 0
+    row = json.loads((tmp_path / "t8.json").read_text())["rows"][0]
+    assert row["delta"] == pytest.approx(74.5 - 71.0)
+    assert "| NER 0.1 | POS | 71.00 ± 1.41 (n=2) | 74.50 ± 0.71 (n=2) | +3.50 |" in out.read_text()
+    assert table8.main(["ner:0.1:chunk", "--root", str(tmp_path), "--n-seeds", "2"]) == 1
+
+
+def test_budget_sets_the_paths_a_joint_config_names():
+    budget = bench("budget")
+    command = budget.train_command(
+        Path("c.cfg"), Path("out"), train=Path("t.spacy"), dev=Path("d.spacy"), vectors=None, seed=0,
+        gpu_id=-1, overrides=["--paths.pos_train", "p.spacy"], train_var="ner_train", dev_var="ner_dev",
+    )
+    assert command[command.index("--paths.ner_train") + 1] == "t.spacy"
+    assert command[command.index("--paths.ner_dev") + 1] == "d.spacy"
+    assert "--paths.train" not in command

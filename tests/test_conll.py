@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
 from spacy_lmcrf.conll import (
@@ -473,3 +473,18 @@ def test_glove_sample_is_the_filtered_shared_file():
     with gzip.open(source, "rt", encoding="utf-8") as file_:
         expected = "".join(line for line in file_ if line.split(" ", 1)[0] in words)
     assert sample == expected
+
+
+def test_sample_keeps_a_seeded_fraction_in_order(tmp_path):
+    from spacy_lmcrf.conll import sample_docs
+
+    vocab = Vocab()
+    docs = [Doc(vocab, words=[f"w{i}"]) for i in range(20)]
+    DocBin(docs=docs).to_disk(tmp_path / "all.spacy")
+    assert sample_docs(tmp_path / "all.spacy", tmp_path / "a.spacy", 0.3, seed=1) == 6
+    sample_docs(tmp_path / "all.spacy", tmp_path / "b.spacy", 0.3, seed=1)
+    read = lambda name: [d.text for d in DocBin().from_disk(tmp_path / name).get_docs(vocab)]
+    assert read("a.spacy") == read("b.spacy")
+    assert read("a.spacy") == sorted(read("a.spacy"), key=lambda w: int(w[1:]))
+    with pytest.raises(ValueError, match="fraction"):
+        sample_docs(tmp_path / "all.spacy", tmp_path / "c.spacy", 0.0, seed=1)

@@ -88,3 +88,35 @@ def test_component_update_applies_global_clipping():
     moved = sum(float((p.detach() - b).norm() ** 2) for p, b in zip(module.parameters(), before)) ** 0.5
     # one SGD step moves the weights by lr * (clipped) gradient: at most 0.01 * 1e-3 in norm
     assert 0 < moved <= 0.01 * 1e-3 * 1.01
+
+
+@pytest.mark.parametrize("initial_accumulator", [0.0, 0.1])
+def test_adagrad_matches_torch(initial_accumulator):
+    rng = numpy.random.default_rng(1)
+    start = rng.normal(size=(4, 3)).astype("float32")
+    grads = [rng.normal(size=(4, 3)).astype("float32") for _ in range(5)]
+    grads[2][0, 0] = 0.0
+    optimizer = registry.optimizers.get("spacy_lmcrf.Adagrad.v1")(0.01, initial_accumulator=initial_accumulator)
+    ours = start.copy()
+    for grad in grads:
+        ours, _ = optimizer((0, "w"), ours, grad.copy())
+    param = torch.nn.Parameter(torch.from_numpy(start.copy()))
+    reference = torch.optim.Adagrad([param], lr=0.01, initial_accumulator_value=initial_accumulator)
+    for grad in grads:
+        param.grad = torch.from_numpy(grad.copy())
+        reference.step()
+    numpy.testing.assert_allclose(ours, param.detach().numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_adagrad_applies_global_clipping_in_a_component():
+    nlp = make_nlp("lm_crf_ner")
+    examples = ner_examples(nlp)
+    nlp.initialize(lambda: examples)
+    optimizer = registry.optimizers.get("spacy_lmcrf.Adagrad.v1")(0.01, grad_norm_clip=1.0)
+    assert optimizer.grad_norm_clip == 1.0
+    module = nlp.get_pipe("lm_crf_ner").model.get_ref("crf_head").shims[0]._model
+    before = [p.detach().clone() for p in module.parameters()]
+    nlp.update(examples, sgd=optimizer)
+    # AdaGrad's first step moves every weight with a gradient by lr (times its sign)
+    steps = torch.cat([(p.detach() - b).abs().flatten() for p, b in zip(module.parameters(), before)])
+    assert float(steps.max()) == pytest.approx(0.01, rel=1e-4)

@@ -1,11 +1,13 @@
 from .birnn import build_bigru_encoder, build_bilstm_encoder
 from .char_encoders import build_char_bigru, build_char_bilstm, build_char_cnn
+from .char_tok2vec import build_char_tok2vec
 from .crf_tagger import CRFScores, build_crf_tagger
 from .lm_lstm_tok2vec import build_lm_lstm_tok2vec
 from .torch_encoder import build_torch_encoder
 from .with_width import build_with_width
 from .word_char_tok2vec import build_word_char_tok2vec
 from .word_embed import build_word_embedding
+from .word_features_tok2vec import build_word_features_tok2vec
 
 __all__ = [
     "CRFScores",
@@ -14,10 +16,12 @@ __all__ = [
     "build_char_bigru",
     "build_char_bilstm",
     "build_char_cnn",
+    "build_char_tok2vec",
     "build_crf_tagger",
     "build_lm_lstm_tok2vec",
     "build_torch_encoder",
     "build_with_width",
     "build_word_char_tok2vec",
     "build_word_embedding",
+    "build_word_features_tok2vec",
 ]

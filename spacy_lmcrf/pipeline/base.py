@@ -1,7 +1,13 @@
 """CRFSequenceLabeler: the trainable component every CRF labeler of this package extends.
 
-A subclass says where gold tags come from (_gold_tags), which labels the training
-data has (_labels_from_examples) and how decoded tags are written (set_annotations).
+A subclass says where gold tags come from (_gold_tags), whether a doc carries its kind of
+annotation at all (_has_annotation), which labels the training data has
+(_labels_from_examples) and how decoded tags are written (_write_annotations).
+
+Joint training (Yang et al. 2016) feeds one batch stream to heads trained on different
+corpora: a head learns only from the examples that carry its annotation and, when it
+has a `corpus`, come from that corpus (doc.user_data["lmcrf_corpus"], set by
+spacy_lmcrf.TaskCorpora.v1); the others add no loss, no gradient and no optimizer step.
 """
 from dataclasses import dataclass
 from itertools import islice
@@ -11,11 +17,13 @@ import numpy
 import torch
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
+from spacy.pipeline.tok2vec import Tok2VecListener
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer
 
+from ..corpus import CORPUS_KEY, doc_corpus
 from ..ml.crf import crf_loss, forward_backward, subsequence_log_prob, viterbi
 from ..ml.crf_tagger import CRFScores, get_crf_module
 from ..memory import HeapTrimmer
@@ -32,6 +40,8 @@ class CRFPrediction:
     tags: List[List[str]]
     spans: Optional[List[List[Span3]]] = None
     span_scores: Optional[List[numpy.ndarray]] = None
+    # the positions, in the batch, of the docs predicted (None: all of them)
+    doc_indices: Optional[List[int]] = None
 
 
 class CRFSequenceLabeler(TrainablePipe):
@@ -41,6 +51,9 @@ class CRFSequenceLabeler(TrainablePipe):
         "IOB2", "IOB1"), or None for plain token tags (no transition constraints).
     margin_cost (float): 0 trains the negative log-likelihood; a positive value trains
         the softmax-margin objective with this Hamming cost (Yang et al. 2016 use 5).
+    corpus (Optional[str]): only docs of this corpus (doc.user_data["lmcrf_corpus"]) or
+        of none train and are annotated by this component (a language's head in
+        cross-lingual joint training); None: every doc.
     """
 
     def __init__(
@@ -51,6 +64,7 @@ class CRFSequenceLabeler(TrainablePipe):
         *,
         scheme: Optional[str],
         margin_cost: float = 0.0,
+        corpus: Optional[str] = None,
         scorer: Optional[Callable] = None,
         **cfg,
     ) -> None:
@@ -63,7 +77,11 @@ class CRFSequenceLabeler(TrainablePipe):
         self._heap_trimmer = HeapTrimmer()
         self.name = name
         self.scorer = scorer
-        self.cfg = {"labels": [], "scheme": scheme, "margin_cost": float(margin_cost), **cfg}
+        self.cfg = {
+            "labels": [], "scheme": scheme, "margin_cost": float(margin_cost), "corpus": corpus, **cfg
+        }
+        # whether update() has backpropagated since the last finish_update()
+        self._has_gradient = False
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -102,16 +120,36 @@ class CRFSequenceLabeler(TrainablePipe):
         get_crf_module(self.model).configure(len(names), allowed, start, end)
         self.model.set_dim("nO", len(names), force=True)
 
-    # Subclasses define these three.
+    # Subclasses define these four.
     def _labels_from_examples(self, examples: Iterable[Example]) -> Iterable[str]:
+        raise NotImplementedError
+
+    def _has_annotation(self, example: Example) -> bool:
+        """Whether the reference carries this component's kind of annotation at all."""
         raise NotImplementedError
 
     def _gold_tags(self, example: Example) -> List[Optional[str]]:
         """One tag per predicted token in the component's scheme, None where unknown."""
         raise NotImplementedError
 
-    def set_annotations(self, docs: Iterable[Doc], prediction: CRFPrediction) -> None:
+    def _write_annotations(self, docs: List[Doc], prediction: CRFPrediction) -> None:
         raise NotImplementedError
+
+    def is_mine(self, doc: Doc) -> bool:
+        """Whether this component trains on and annotates doc (see `corpus`)."""
+        corpus = self.cfg.get("corpus")
+        return corpus is None or doc_corpus(doc) in (None, corpus)
+
+    def trains_on(self, example: Example) -> bool:
+        """Whether example teaches this component anything: it is its corpus's and
+        carries its annotation. Other examples add no loss and no gradient."""
+        return self.is_mine(example.predicted) and self._has_annotation(example)
+
+    def set_annotations(self, docs: Iterable[Doc], prediction: CRFPrediction) -> None:
+        docs = list(docs)
+        if prediction.doc_indices is not None:
+            docs = [docs[i] for i in prediction.doc_indices]
+        self._write_annotations(docs, prediction)
 
     def initialize(
         self,
@@ -123,7 +161,12 @@ class CRFSequenceLabeler(TrainablePipe):
         """Find the labels in the training data (or take labels, e.g. from
         `spacy init labels`) and build the model's vocabularies from every training doc."""
         validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
-        examples = list(get_examples())
+        examples = [eg for eg in get_examples() if self.is_mine(eg.predicted)]
+        if not examples:
+            raise ValueError(
+                f"'{self.name}' has no training example of its corpus {self.cfg['corpus']!r} "
+                f"(doc.user_data[{CORPUS_KEY!r}]); check the corpus names of the reader."
+            )
         found = sorted(set(self._labels_from_examples(examples))) if labels is None else labels
         for label in found:
             if label not in self.labels:
@@ -156,7 +199,13 @@ class CRFSequenceLabeler(TrainablePipe):
 
     def predict(self, docs: Iterable[Doc]) -> CRFPrediction:
         docs = list(docs)
-        return self._decode(self.model.predict(docs), docs)
+        mine = [i for i, doc in enumerate(docs) if self.is_mine(doc)]
+        if len(mine) == len(docs):
+            return self._decode(self.model.predict(docs), docs)
+        docs = [docs[i] for i in mine]
+        prediction = self._decode(self.model.predict(docs), docs)
+        prediction.doc_indices = mine
+        return prediction
 
     def _decode(self, scores: CRFScores, docs: List[Doc]) -> CRFPrediction:
         names = self.tag_names
@@ -230,7 +279,8 @@ class CRFSequenceLabeler(TrainablePipe):
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, f"{type(self).__name__}.update")
-        if not any(len(eg.predicted) for eg in examples):
+        if not any(len(eg.predicted) and self.trains_on(eg) for eg in examples):
+            self._pass_on_shared_tok2vec([eg.predicted for eg in examples])
             return losses
         lm_nodes = [node for node in self.model.walk() if "last_lm_loss" in node.attrs]
         for node in lm_nodes:
@@ -238,6 +288,7 @@ class CRFSequenceLabeler(TrainablePipe):
         scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_potentials = self.get_loss(examples, scores)
         backprop(d_potentials)
+        self._has_gradient = True
         if sgd not in (None, False):
             self.finish_update(sgd)
         losses[self.name] += loss
@@ -247,7 +298,36 @@ class CRFSequenceLabeler(TrainablePipe):
                 losses[key] = losses.get(key, 0.0) + node.attrs["last_lm_loss"]
         return losses
 
+    def _pass_on_shared_tok2vec(self, docs: List[Doc]) -> None:
+        """Hand a zero gradient back to the shared tok2vec this component listens to,
+        without touching our own weights. spaCy's tok2vec component backpropagates
+        (and steps its optimizer) only when its last listener returns a gradient, so
+        a head that sits out a batch must still answer, or the other heads' gradients
+        for that batch are lost."""
+        listeners = [node for node in self.model.walk() if hasattr(node, "upstream_name")]
+        if not listeners:
+            return
+        if all(isinstance(node, Tok2VecListener) for node in listeners):
+            batch_id = Tok2VecListener.get_batch_id(docs)
+            for node in listeners:
+                if node._batch_id == batch_id:
+                    outputs, backprop = node.begin_update(docs)
+                    backprop([node.ops.alloc2f(*output.shape) for output in outputs])
+            return
+        # Other listeners (e.g. spacy-transformers'): a zero gradient through the whole
+        # model reaches them; our weights get zero gradients and no optimizer step.
+        scores, backprop = self.model.begin_update(docs)
+        if scores.potentials is not None:
+            backprop(torch.zeros_like(scores.potentials))
+
     def finish_update(self, sgd: Optimizer) -> None:
+        """Step the optimizer, unless no batch since the last step trained this
+        component: spaCy calls finish_update on every component after each batch, and
+        an optimizer with momentum (or weight decay) moves weights even without a
+        gradient, so a head whose task is absent from a batch would drift."""
+        if not self._has_gradient:
+            return
+        self._has_gradient = False
         max_norm = getattr(sgd, "grad_norm_clip", 0.0)
         if max_norm:
             clip_gradient_norm(self.model, max_norm)
@@ -263,7 +343,10 @@ class CRFSequenceLabeler(TrainablePipe):
             return 0.0, None
         potentials = scores.potentials.detach().requires_grad_()
         with torch.enable_grad():
-            loss = crf_loss(potentials, scores.lengths, gold, cost=self.cfg["margin_cost"]).sum()
+            losses = crf_loss(potentials, scores.lengths, gold, cost=self.cfg["margin_cost"])
+            # a segment without any gold tag (e.g. a doc without this annotation in a
+            # mixed batch) gets exactly zero loss and gradient
+            loss = torch.where((gold >= 0).any(dim=1), losses, torch.zeros_like(losses)).sum()
             loss.backward()
         return float(loss.detach()), potentials.grad
 
@@ -273,6 +356,9 @@ class CRFSequenceLabeler(TrainablePipe):
         index = {name: i for i, name in enumerate(self.tag_names)}
         per_doc = []
         for i, eg in enumerate(examples):
+            if not self.trains_on(eg):
+                per_doc.append([-1] * len(eg.predicted))
+                continue
             try:
                 tags = self._gold_tags(eg)
             except ValueError as error:

@@ -20,6 +20,7 @@ from .defaults import DEFAULT_MODEL
         "model": DEFAULT_MODEL,
         "scheme": "BIOES",
         "margin_cost": 0.0,
+        "corpus": None,
         "spans_key": None,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
@@ -31,6 +32,7 @@ def make_lm_crf_ner(
     model: Model,
     scheme: str,
     margin_cost: float,
+    corpus: Optional[str],
     spans_key: Optional[str],
     scorer: Optional[Callable],
 ) -> "CRFEntityRecognizer":
@@ -39,12 +41,14 @@ def make_lm_crf_ner(
     model (Model[List[Doc], CRFScores]): the CRF tagger model.
     scheme (str): the tag scheme of the CRF ("BIOES", "BILUO", "IOB2" or "IOB1").
     margin_cost (float): 0 for the negative log-likelihood, > 0 for softmax-margin.
+    corpus (Optional[str]): train on and annotate only docs of this corpus
+        (doc.user_data["lmcrf_corpus"], set by spacy_lmcrf.TaskCorpora.v1) or of none.
     spans_key (Optional[str]): where the entities and their probabilities are also kept
         (doc.spans[spans_key], scores in its attrs["scores"]); the component's name if None.
     scorer (Optional[Callable]): the scoring method.
     """
     return CRFEntityRecognizer(
-        nlp.vocab, model, name, scheme=scheme, margin_cost=margin_cost,
+        nlp.vocab, model, name, scheme=scheme, margin_cost=margin_cost, corpus=corpus,
         spans_key=spans_key or name, scorer=scorer,
     )
 
@@ -55,11 +59,14 @@ class CRFEntityRecognizer(CRFSequenceLabeler):
     def _labels_from_examples(self, examples: Iterable[Example]) -> Iterable[str]:
         return {ent.label_ for eg in examples for ent in eg.reference.ents}
 
+    def _has_annotation(self, example: Example) -> bool:
+        return example.reference.has_annotation("ENT_IOB")
+
     def _gold_tags(self, example: Example) -> List[Optional[str]]:
         spans, missing = biluo_to_spans_and_missing(example.get_aligned_ner())
         return spans_to_tags(len(example.predicted), spans, self.cfg["scheme"], missing)
 
-    def set_annotations(self, docs: Iterable[Doc], prediction: CRFPrediction) -> None:
+    def _write_annotations(self, docs: List[Doc], prediction: CRFPrediction) -> None:
         for doc, spans, scores in zip(docs, prediction.spans, prediction.span_scores):
             ents = [Span(doc, start, end, label=label) for start, end, label in spans]
             doc.set_ents(ents, default="outside")

@@ -20,6 +20,7 @@ from .defaults import DEFAULT_MODEL
         "spans_key": "sc",
         "scheme": "BIOES",
         "margin_cost": 0.0,
+        "corpus": None,
         "scorer": {"@scorers": "spacy.spancat_scorer.v1"},
     },
     default_score_weights={"spans_sc_f": 1.0, "spans_sc_p": 0.0, "spans_sc_r": 0.0},
@@ -31,6 +32,7 @@ def make_lm_crf_spans(
     spans_key: str,
     scheme: str,
     margin_cost: float,
+    corpus: Optional[str],
     scorer: Optional[Callable],
 ) -> "CRFSpanLabeler":
     """A CRF labeler of non-overlapping spans, such as syntactic chunks.
@@ -40,10 +42,12 @@ def make_lm_crf_spans(
         (scores in attrs["scores"]).
     scheme (str): the tag scheme of the CRF.
     margin_cost (float): 0 for the negative log-likelihood, > 0 for softmax-margin.
+    corpus (Optional[str]): train on and annotate only docs of this corpus
+        (doc.user_data["lmcrf_corpus"], set by spacy_lmcrf.TaskCorpora.v1) or of none.
     scorer (Optional[Callable]): the scoring method.
     """
     return CRFSpanLabeler(
-        nlp.vocab, model, name, scheme=scheme, margin_cost=margin_cost,
+        nlp.vocab, model, name, scheme=scheme, margin_cost=margin_cost, corpus=corpus,
         spans_key=spans_key, scorer=scorer,
     )
 
@@ -52,6 +56,10 @@ class CRFSpanLabeler(CRFSequenceLabeler):
     def _labels_from_examples(self, examples: Iterable[Example]) -> Iterable[str]:
         key = self.cfg["spans_key"]
         return {span.label_ for eg in examples for span in eg.reference.spans.get(key, [])}
+
+    def _has_annotation(self, example: Example) -> bool:
+        # a doc without the key is unannotated; with an empty group, it has no spans
+        return self.cfg["spans_key"] in example.reference.spans
 
     def _gold_tags(self, example: Example) -> List[Optional[str]]:
         n = len(example.predicted)
@@ -69,7 +77,7 @@ class CRFSpanLabeler(CRFSequenceLabeler):
                     missing[int(i)] = True
         return spans_to_tags(n, spans, self.cfg["scheme"], missing)
 
-    def set_annotations(self, docs: Iterable[Doc], prediction: CRFPrediction) -> None:
+    def _write_annotations(self, docs: List[Doc], prediction: CRFPrediction) -> None:
         key = self.cfg["spans_key"]
         for doc, spans, scores in zip(docs, prediction.spans, prediction.span_scores):
             group = SpanGroup(doc, name=key, spans=[Span(doc, s, e, label=l) for s, e, l in spans])

@@ -16,30 +16,41 @@ from .defaults import DEFAULT_MODEL
     default_config={
         "model": DEFAULT_MODEL,
         "margin_cost": 0.0,
+        "corpus": None,
         "scorer": {"@scorers": "spacy.tagger_scorer.v1"},
     },
     default_score_weights={"tag_acc": 1.0},
 )
 def make_lm_crf_tagger(
-    nlp: Language, name: str, model: Model, margin_cost: float, scorer: Optional[Callable]
+    nlp: Language,
+    name: str,
+    model: Model,
+    margin_cost: float,
+    corpus: Optional[str],
+    scorer: Optional[Callable],
 ) -> "CRFTagger":
     """A CRF token tagger: every token gets one of the tags seen in training.
 
     model (Model[List[Doc], CRFScores]): the CRF tagger model.
     margin_cost (float): 0 for the negative log-likelihood, > 0 for softmax-margin.
+    corpus (Optional[str]): train on and annotate only docs of this corpus
+        (doc.user_data["lmcrf_corpus"], set by spacy_lmcrf.TaskCorpora.v1) or of none.
     scorer (Optional[Callable]): the scoring method.
     """
-    return CRFTagger(nlp.vocab, model, name, scheme=None, margin_cost=margin_cost, scorer=scorer)
+    return CRFTagger(nlp.vocab, model, name, scheme=None, margin_cost=margin_cost, corpus=corpus, scorer=scorer)
 
 
 class CRFTagger(CRFSequenceLabeler):
     def _labels_from_examples(self, examples: Iterable[Example]) -> Iterable[str]:
         return {token.tag_ for eg in examples for token in eg.reference if token.tag_}
 
+    def _has_annotation(self, example: Example) -> bool:
+        return example.reference.has_annotation("TAG")
+
     def _gold_tags(self, example: Example) -> List[Optional[str]]:
         return [tag or None for tag in example.get_aligned("TAG", as_string=True)]
 
-    def set_annotations(self, docs: Iterable[Doc], prediction: CRFPrediction) -> None:
+    def _write_annotations(self, docs: List[Doc], prediction: CRFPrediction) -> None:
         for doc, tags in zip(docs, prediction.tags):
             for token, tag in zip(doc, tags):
                 token.tag_ = tag

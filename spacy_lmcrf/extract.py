@@ -1,0 +1,76 @@
+"""A single-language (or single-task) pipeline out of a joint one.
+
+    python -m spacy_lmcrf.extract JOINT OUTPUT --keep ner_es [--name ner] [--lang es]
+
+Keeps the components named by --keep (one or more heads) and every tok2vec component
+they listen to, in the joint pipeline's order, sourced with their trained weights into a
+blank pipeline of --lang (default: the joint pipeline's), the kept head renamed to
+--name if given. A head restricted to one corpus (its `corpus` setting) annotates every
+doc without a corpus name, so the extracted pipeline labels plain text like the joint
+one labels that language's docs.
+"""
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import spacy
+from spacy.language import Language
+
+
+def upstream_components(nlp: Language, name: str) -> List[str]:
+    """The components whose listeners sit in component `name`'s model."""
+    mine = {node.id for node in nlp.get_pipe(name).model.walk()}
+    return [
+        other
+        for other, proc in nlp.pipeline
+        if other != name and any(listener.id in mine for listener in getattr(proc, "listeners", None) or [])
+    ]
+
+
+def extract(joint: Language, keep: Sequence[str], *, lang: Optional[str] = None, name: Optional[str] = None) -> Language:
+    """A new pipeline with the kept components and their upstream tok2vecs (copies:
+    sourcing re-links a component's listeners, so joint itself is left alone)."""
+    joint = _copy(joint)
+    missing = [k for k in keep if k not in joint.pipe_names]
+    if missing:
+        raise ValueError(f"no component {missing} in the pipeline ({', '.join(joint.pipe_names)})")
+    if name is not None and len(keep) != 1:
+        raise ValueError("--name renames one kept component; keep exactly one")
+    wanted = set(keep)
+    for k in keep:
+        wanted.update(upstream_components(joint, k))
+    nlp = spacy.blank(lang or joint.lang)
+    for component in joint.pipe_names:
+        if component in wanted:
+            new_name = name if (name is not None and component in keep) else component
+            nlp.add_pipe(component, name=new_name, source=joint)
+    return nlp
+
+
+def _copy(nlp: Language) -> Language:
+    copy = spacy.util.load_model_from_config(nlp.config, auto_fill=False, validate=False)
+    return copy.from_bytes(nlp.to_bytes())
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m spacy_lmcrf.extract", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("joint", type=Path, help="the joint pipeline's directory")
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--keep", nargs="+", required=True, help="the head(s) to keep")
+    parser.add_argument("--name", default=None, help="new name of the kept head")
+    parser.add_argument("--lang", default=None, help="language of the new pipeline")
+    args = parser.parse_args(argv)
+    try:
+        nlp = extract(spacy.load(args.joint), args.keep, lang=args.lang, name=args.name)
+    except (OSError, ValueError) as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 1
+    nlp.to_disk(args.output)
+    print(f"{', '.join(nlp.pipe_names)} -> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
