@@ -43,6 +43,8 @@ setup(
             "spacy_lmcrf.BiGRUEncoder.v1 = spacy_lmcrf.ml.birnn:build_bigru_encoder",
             "spacy_lmcrf.TorchEncoder.v1 = spacy_lmcrf.ml.torch_encoder:build_torch_encoder",
             "spacy_lmcrf.WithWidth.v1 = spacy_lmcrf.ml.with_width:build_with_width",
+            "spacy_lmcrf.PSATok2Vec.v1 = spacy_lmcrf.ml.psa_tok2vec:build_psa_tok2vec",
+            "spacy_lmcrf.ContextFusion.v1 = spacy_lmcrf.ml.psa:build_context_fusion",
         ],
         "thinc_optimizers": [
             "spacy_lmcrf.SGD.v1 = spacy_lmcrf.optimizers:SGD_momentum",
