@@ -103,13 +103,28 @@ def test_relative_position_and_gaussian_biases_by_hand():
     torch.testing.assert_close(weights[0], torch.tensor([0.0, math.exp(0.375), 1.0]) / (math.exp(0.375) + 1))
 
 
+def test_additive_score_is_equation_6_on_allowed_pairs_only():
+    torch.manual_seed(0)
+    attention = _attention(4, relative_position=False, gaussian=False)
+    x = torch.randn(2, 3, 4)
+    allowed = attention.allowed(torch.tensor([3, 2]), 3)
+    with torch.no_grad():
+        scores = attention.scores(x, allowed)
+        W1, W2, b, w = attention.query.weight, attention.key.weight, attention.key.bias, attention.score.weight[0]
+        for n in range(2):
+            for i in range(3):
+                for j in range(3):
+                    expected = float(w @ torch.tanh(W1 @ x[n, i] + W2 @ x[n, j] + b)) if allowed[n, i, j] else -1e4
+                    assert math.isclose(float(scores[n, i, j]), expected, rel_tol=1e-5, abs_tol=1e-6), (n, i, j)
+
+
 def test_paper_gaussian_window_and_switches():
     fusion = build_context_fusion(relative_position=False, gaussian_weight=1.0)  # k = 10: eps = 5
     fusion.resize(3)
     attention = fusion.attention
     with torch.no_grad():
         attention.score.weight.zero_()
-    scores = attention.scores(torch.randn(1, 12, 3))[0]
+        scores = attention.scores(torch.randn(1, 12, 3))[0]
     assert math.isclose(float(scores[0, 10]), -100 / 50, rel_tol=1e-6)
     assert math.isclose(float(scores[4, 2]), -4 / 50, rel_tol=1e-6)
     off = _attention(3, relative_position=False, gaussian=False)

@@ -107,10 +107,24 @@ class PositionAwareSelfAttention(nn.Module):
             bias = bias - self.gaussian_weight * distance.to(x.dtype) ** 2 / (2 * epsilon**2)
         return bias
 
-    def scores(self, x: torch.Tensor) -> torch.Tensor:
-        """f(x_i, x_j) (B, T, T) before masking: the additive score plus alpha2 P + alpha3 G."""
-        hidden = torch.tanh(self.query(x)[:, :, None, :] + self.key(x)[:, None, :, :])
-        return self.score(hidden).squeeze(-1) + self.positional_bias(x)
+    def scores(self, x: torch.Tensor, allowed: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """f(x_i, x_j) (B, T, T): the additive score plus alpha2 P + alpha3 G where allowed
+        (B, T, T) is True (everywhere when None), MASKED elsewhere. The projections run
+        over the tokens of allowed pairs only, and the (d,)-wide hidden layer over the
+        allowed pairs only: padding costs nothing."""
+        B, T, d = x.shape
+        if allowed is None:
+            allowed = torch.ones((B, T, T), dtype=torch.bool, device=x.device)
+        b, i, j = allowed.nonzero(as_tuple=True)
+        tokens = (allowed.any(2) | allowed.any(1)).flatten().nonzero().squeeze(1)
+        packed = torch.zeros(B * T, dtype=torch.long, device=x.device)
+        packed[tokens] = torch.arange(len(tokens), device=x.device)
+        x_tokens = x.reshape(B * T, d).index_select(0, tokens)
+        queries = self.query(x_tokens).index_select(0, packed[b * T + i])
+        keys = self.key(x_tokens).index_select(0, packed[b * T + j])
+        additive = self.score(torch.tanh(queries + keys)).squeeze(-1)
+        scores = x.new_full((B, T, T), MASKED)
+        return scores.index_put((b, i, j), additive + self.positional_bias(x)[b, i, j])
 
     def allowed(self, lengths: torch.Tensor, T: int) -> torch.Tensor:
         """(B, T, T) True where query i may attend to key j: both within the sequence,
@@ -124,8 +138,7 @@ class PositionAwareSelfAttention(nn.Module):
     def weights(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """a_i(j) (B, T, T): each query's softmax over its allowed keys; zero elsewhere."""
         allowed = self.allowed(lengths.to(x.device), x.shape[1])
-        scores = self.scores(x).masked_fill(~allowed, MASKED)
-        return torch.softmax(scores, dim=-1) * allowed  # rows with no allowed key become 0
+        return torch.softmax(self.scores(x, allowed), dim=-1) * allowed  # rows with no allowed key become 0
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):
         weights = self.weights(x, lengths)
@@ -187,13 +200,16 @@ class ContextFusion(nn.Module):
         return torch.zeros_like(x).index_put(order, torch.cat(fused))
 
     def _fuse(self, x: torch.Tensor, lengths: torch.Tensor):
+        B, T, d = x.shape
         attended, weights = self.attention(x, lengths)
-        attended = self.dropout(attended)
+        valid = torch.arange(T, device=x.device)[None, :] < lengths.to(x.device)[:, None]
+        tokens = valid.flatten().nonzero().squeeze(1)  # the layers below run over real tokens only
+        x_tokens = x.reshape(B * T, d).index_select(0, tokens)
+        attended = self.dropout(attended.reshape(B * T, d).index_select(0, tokens))
         context = torch.tanh(self.transform2(torch.tanh(self.transform1(attended))))
-        gate = torch.sigmoid(self.gate(torch.tanh(self.gate_input(x) + self.gate_context(context))))
-        fused = gate * x + (1 - gate) * context
-        valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]
-        return fused * valid[:, :, None], weights
+        gate = torch.sigmoid(self.gate(torch.tanh(self.gate_input(x_tokens) + self.gate_context(context))))
+        fused = gate * x_tokens + (1 - gate) * context
+        return x.new_zeros((B * T, d)).index_copy(0, tokens, fused).view(B, T, d), weights
 
 
 @registry.architectures("spacy_lmcrf.ContextFusion.v1")
