@@ -13,6 +13,7 @@ from spacy.util import make_tempdir
 from thinc.api import Adam
 
 from spacy_lmcrf.attention import get_attention
+from spacy_lmcrf.ml import psa as psa_module
 from spacy_lmcrf.ml.psa import ContextFusion, PositionAwareSelfAttention, build_context_fusion
 from spacy_lmcrf.ml.word_char_tok2vec import get_module
 
@@ -103,7 +104,9 @@ def test_relative_position_and_gaussian_biases_by_hand():
     torch.testing.assert_close(weights[0], torch.tensor([0.0, math.exp(0.375), 1.0]) / (math.exp(0.375) + 1))
 
 
-def test_additive_score_is_equation_6_on_allowed_pairs_only():
+@pytest.mark.parametrize("dense_fill", [0.0, 2.0], ids=["padded-grid", "allowed-pairs"])
+def test_additive_score_is_equation_6_on_allowed_pairs(dense_fill, monkeypatch):
+    monkeypatch.setattr(psa_module, "DENSE_FILL", dense_fill)
     torch.manual_seed(0)
     attention = _attention(4, relative_position=False, gaussian=False)
     x = torch.randn(2, 3, 4)
