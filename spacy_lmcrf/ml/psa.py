@@ -163,8 +163,9 @@ class PositionAwareSelfAttention(nn.Module):
 
 class ContextFusion(nn.Module):
     """The self-attentional context fusion layer (eq. 13-15) over padded sequences
-    (S, T, d) -> (S, T, d), run in length-sorted groups so the (T, T, d) attention
-    scores of short sentences are not padded to the batch's longest.
+    (S, T, d) -> (S, T, d), run in length-sorted groups of group_size sequences: each
+    group is padded only to its own longest, and the attention's (pairs, d) hidden
+    layer stays bounded when a large batch is predicted.
 
     attention (PositionAwareSelfAttention): the attention over the layer's input.
     dropout (float): dropout on the attention output s_i.
