@@ -45,6 +45,8 @@ setup(
             "spacy_lmcrf.WithWidth.v1 = spacy_lmcrf.ml.with_width:build_with_width",
             "spacy_lmcrf.CharTok2Vec.v1 = spacy_lmcrf.ml.char_tok2vec:build_char_tok2vec",
             "spacy_lmcrf.WordFeaturesTok2Vec.v1 = spacy_lmcrf.ml.word_features_tok2vec:build_word_features_tok2vec",
+            "spacy_lmcrf.PSATok2Vec.v1 = spacy_lmcrf.ml.psa_tok2vec:build_psa_tok2vec",
+            "spacy_lmcrf.ContextFusion.v1 = spacy_lmcrf.ml.psa:build_context_fusion",
         ],
         "thinc_optimizers": [
             "spacy_lmcrf.SGD.v1 = spacy_lmcrf.optimizers:SGD_momentum",

@@ -1,4 +1,5 @@
-"""Word embeddings (+ a character encoder) (+ a context encoder) as one torch module."""
+"""Word embeddings (+ a character encoder) (+ a context encoder) (+ context fusion
+layers around it) as one torch module."""
 from typing import Dict, Optional
 
 import torch
@@ -6,6 +7,7 @@ from torch import nn
 
 from .birnn import BiRNNEncoder
 from .char_encoders import CharEncoder
+from .psa import ContextFusion
 from .word_embed import WordEmbedding
 
 
@@ -16,6 +18,10 @@ class WordCharEncoder(nn.Module):
     word_embed (WordEmbedding): the word embedding table.
     char_embed (Optional[CharEncoder]): the per-word character encoder.
     encoder (Optional[BiRNNEncoder]): the context encoder; None returns the features.
+    input_fusion (Optional[ContextFusion]): a context fusion layer over the features,
+        before the context encoder (Wei et al.'s first layer).
+    output_fusion (Optional[ContextFusion]): a context fusion layer over the context
+        encoder's output (Wei et al.'s second layer); needs an encoder.
     """
 
     def __init__(
@@ -23,11 +29,17 @@ class WordCharEncoder(nn.Module):
         word_embed: WordEmbedding,
         char_embed: Optional[CharEncoder] = None,
         encoder: Optional[BiRNNEncoder] = None,
+        input_fusion: Optional[ContextFusion] = None,
+        output_fusion: Optional[ContextFusion] = None,
     ) -> None:
         super().__init__()
+        if output_fusion is not None and encoder is None:
+            raise ValueError("a context fusion layer over the encoder's output needs an encoder")
         self.word_embed = word_embed
         self.char_embed = char_embed
         self.encoder = encoder
+        self.input_fusion = input_fusion
+        self.output_fusion = output_fusion
         self.resize(n_chars=1, n_words=1, word_width=word_embed.width)
 
     @property
@@ -43,15 +55,23 @@ class WordCharEncoder(nn.Module):
         self.word_embed.resize(n_words, word_width)
         if self.char_embed is not None:
             self.char_embed.resize(n_chars)
+        if self.input_fusion is not None:
+            self.input_fusion.resize(self.n_features)
         if self.encoder is not None:
             self.encoder.resize(self.n_features)
+        if self.output_fusion is not None:
+            self.output_fusion.resize(self.encoder.width)
 
     def resize_to_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
         self.word_embed.resize_to_state_dict(state, "word_embed.")
         if self.char_embed is not None:
             self.char_embed.resize_to_state_dict(state, "char_embed.")
+        if self.input_fusion is not None:
+            self.input_fusion.resize_to_state_dict(state, "input_fusion.")
         if self.encoder is not None:
             self.encoder.resize_to_state_dict(state, "encoder.")
+        if self.output_fusion is not None:
+            self.output_fusion.resize_to_state_dict(state, "output_fusion.")
 
     def forward(
         self,
@@ -67,6 +87,10 @@ class WordCharEncoder(nn.Module):
             words = self.char_embed(char_ids, char_lengths_cpu)
             chars = words.new_zeros((S, T, words.shape[-1])).index_put((valid,), words)
             x = torch.cat([x, chars], dim=-1)
+        if self.input_fusion is not None:
+            x = self.input_fusion(x, lengths_cpu)
         if self.encoder is not None:
             x = self.encoder(x, lengths_cpu)
+        if self.output_fusion is not None:
+            x = self.output_fusion(x, lengths_cpu)
         return x

@@ -53,7 +53,13 @@ def build_word_char_tok2vec(
             "WordCharTok2Vec without an encoder outputs the embeddings, so its width must be "
             "known when the model is built: set word_embed.width (the vectors' width)."
         )
-    module = WordCharEncoder(word_embed, char_embed, encoder)
+    return word_char_model(WordCharEncoder(word_embed, char_embed, encoder), max_length)
+
+
+def word_char_model(module: WordCharEncoder, max_length: int, name: str = "word_char_tok2vec") -> Model[List[Doc], List[Floats2d]]:
+    """The Thinc model around a WordCharEncoder: featurizes docs into padded segments,
+    builds the vocabularies at initialization and sizes the module (also from a saved
+    state when a pipeline is loaded)."""
     wrapper = PyTorchWrapper_v3(
         module,
         convert_inputs=_convert_inputs,
@@ -61,8 +67,9 @@ def build_word_char_tok2vec(
         serialize_model=serialize_torch_module,
         deserialize_model=deserialize_torch_module,
     )
+    char_embed = module.char_embed
     return Model(
-        "word_char_tok2vec",
+        name,
         forward,
         init=init,
         layers=[wrapper],
@@ -71,10 +78,10 @@ def build_word_char_tok2vec(
         attrs={
             "max_length": max_length,
             "max_word_length": char_embed.max_word_length if char_embed is not None else None,
-            "min_freq": word_embed.min_freq,
-            "lowercase": word_embed.lowercase,
-            "zero_digits": word_embed.zero_digits,
-            "include_vectors": word_embed.include_vectors,
+            "min_freq": module.word_embed.min_freq,
+            "lowercase": module.word_embed.lowercase,
+            "zero_digits": module.word_embed.zero_digits,
+            "include_vectors": module.word_embed.include_vectors,
             "chars": [],
             "words": [],
             "lm_words": [],
@@ -99,23 +106,28 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     module.resize(n_chars=vocab.n_chars, n_words=vocab.n_words, word_width=width)
     init_word_embeddings(module.word_embed.table.weight, vocab, spacy_vocab if has_vectors(spacy_vocab) else None)
     if module.width != model.get_dim("nO"):
-        raise ValueError(f"WordCharTok2Vec: output width {module.width} != nO {model.get_dim('nO')}")
+        raise ValueError(f"{model.name}: output width {module.width} != nO {model.get_dim('nO')}")
     return model
 
 
-def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
+def featurize(model: Model, docs: List[Doc]) -> WordBatch:
+    """The padded segments of docs, as the model's forward pass reads them."""
     if not model.attrs["words"] and not model.attrs["chars"]:
         raise ValueError(
-            "WordCharTok2Vec has no vocabulary yet: initialize the pipeline "
+            f"{model.name} has no vocabulary yet: initialize the pipeline "
             "(nlp.initialize(get_examples)) before using it."
         )
-    batch = featurize_words(
+    return featurize_words(
         docs,
         get_vocabularies(model),
         max_length=model.attrs["max_length"],
         with_chars=get_module(model).char_embed is not None,
         max_word_length=model.attrs["max_word_length"],
     )
+
+
+def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
+    batch = featurize(model, docs)
     if batch.n_segments == 0:
         outputs = [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs]
         return outputs, lambda d_outputs: []
