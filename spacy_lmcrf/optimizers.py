@@ -1,6 +1,6 @@
 """What Thinc lacks for the papers' recipes: SGD with momentum, AdaGrad, global-norm
 clipping, and learning rates that decay per epoch."""
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 import torch
 from thinc.api import Model, Optimizer
@@ -208,3 +208,86 @@ def clip_gradient_norm(model: Model, max_norm: float) -> float:
         for grad in thinc_grads:
             grad *= scale
     return norm
+
+
+class LossPlateauSchedule:
+    """A learning rate that is multiplied by `factor` whenever the training loss of an
+    epoch has not fallen below the best epoch's for `patience` epochs (Akbik et al.
+    2018: halve it after 5 epochs without improvement).
+
+    Thinc steps a schedule once per batch and shows it nothing else, so the training
+    loss comes from the spacy_lmcrf components: each update reports its loss to the
+    optimizer's learn_rate schedule when that schedule has an observe_loss method.
+    """
+
+    def __init__(self, initial_rate: float, *, steps_per_epoch: int, factor: float, patience: int,
+                 min_rate: float) -> None:
+        if steps_per_epoch < 1 or patience < 1:
+            raise ValueError(f"steps_per_epoch and patience must be at least 1, got {steps_per_epoch}, {patience}")
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be between 0 and 1, got {factor}")
+        self.rate = initial_rate
+        self.steps_per_epoch = steps_per_epoch
+        self.factor = factor
+        self.patience = patience
+        self.min_rate = min_rate
+        self.calls = 0
+        self.epoch_loss = 0.0
+        self.reports = 0
+        self.best_loss = float("inf")
+        self.bad_epochs = 0
+        self.history: List[float] = []
+
+    def observe_loss(self, loss: float) -> None:
+        """Add a batch's training loss to the current epoch's."""
+        self.epoch_loss += float(loss)
+        self.reports += 1
+
+    def __iter__(self) -> "LossPlateauSchedule":
+        return self
+
+    def __next__(self) -> float:
+        # the first call gives the initial rate; each later one follows an update
+        if self.calls and self.calls % self.steps_per_epoch == 0:
+            self._end_epoch()
+        self.calls += 1
+        return self.rate
+
+    def _end_epoch(self) -> None:
+        if self.reports == 0:
+            raise ValueError(
+                "spacy_lmcrf.anneal_on_loss_plateau.v1 saw no training loss in a whole epoch: "
+                "only the spacy_lmcrf components (lm_crf_ner, lm_crf_tagger, lm_crf_spans) report it"
+            )
+        self.history.append(self.epoch_loss)
+        if self.epoch_loss < self.best_loss:
+            self.best_loss = self.epoch_loss
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs >= self.patience:
+                self.rate = max(self.rate * self.factor, self.min_rate)
+                self.bad_epochs = 0
+        self.epoch_loss = 0.0
+        self.reports = 0
+
+
+@registry.schedules("spacy_lmcrf.anneal_on_loss_plateau.v1")
+def anneal_on_loss_plateau(
+    initial_rate: float, steps_per_epoch: int, factor: float = 0.5, patience: int = 5, min_rate: float = 0.0
+) -> LossPlateauSchedule:
+    """Multiply the learning rate by factor when the epoch's training loss has not
+    improved for patience epochs (Akbik et al. 2018: 0.5 after 5). spaCy steps
+    schedules once per batch, so give the number of batches per epoch. Works with the
+    spacy_lmcrf components, which report their losses to it."""
+    return LossPlateauSchedule(
+        initial_rate, steps_per_epoch=steps_per_epoch, factor=factor, patience=patience, min_rate=min_rate
+    )
+
+
+def report_training_loss(optimizer: Optional[Optimizer], loss: float) -> None:
+    """Tell the optimizer's learning-rate schedule a batch's loss, if it listens."""
+    schedule = getattr(optimizer, "schedules", {}).get("learn_rate") if optimizer else None
+    observe = getattr(schedule, "observe_loss", None)
+    if observe is not None:
+        observe(loss)

@@ -120,3 +120,40 @@ def test_adagrad_applies_global_clipping_in_a_component():
     # AdaGrad's first step moves every weight with a gradient by lr (times its sign)
     steps = torch.cat([(p.detach() - b).abs().flatten() for p, b in zip(module.parameters(), before)])
     assert float(steps.max()) == pytest.approx(0.01, rel=1e-4)
+
+
+def test_anneal_on_loss_plateau_halves_after_patience_epochs():
+    from spacy_lmcrf.optimizers import anneal_on_loss_plateau
+
+    schedule = anneal_on_loss_plateau(0.1, steps_per_epoch=2, factor=0.5, patience=2)
+    rates = [next(schedule)]
+    # epoch losses: 10 (best), 9 (best), 9.5, 9.5 -> halve, 8 (best), 8, 8 -> halve
+    for epoch_loss in (10, 9, 9.5, 9.5, 8, 8, 8):
+        for _ in range(2):
+            schedule.observe_loss(epoch_loss / 2)
+            rates.append(next(schedule))
+    per_epoch = rates[::2]
+    assert per_epoch == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025])
+    assert schedule.history == [10, 9, 9.5, 9.5, 8, 8, 8]
+
+
+def test_anneal_on_loss_plateau_needs_reported_losses():
+    from spacy_lmcrf.optimizers import anneal_on_loss_plateau
+
+    schedule = anneal_on_loss_plateau(0.1, steps_per_epoch=1)
+    next(schedule)
+    with pytest.raises(ValueError, match="saw no training loss"):
+        next(schedule)
+
+
+def test_components_report_their_loss_to_the_schedule():
+    nlp = make_nlp("lm_crf_ner")
+    examples = ner_examples(nlp)
+    nlp.initialize(lambda: examples)
+    schedule = registry.schedules.get("spacy_lmcrf.anneal_on_loss_plateau.v1")(0.01, steps_per_epoch=100)
+    optimizer = registry.optimizers.get("spacy_lmcrf.SGD.v1")(learn_rate=schedule)
+    # as spacy train does: update without an optimizer, then finish_update
+    losses = nlp.update(examples, sgd=False)
+    nlp.get_pipe("lm_crf_ner").finish_update(optimizer)
+    assert schedule.reports == 1
+    assert schedule.epoch_loss == pytest.approx(losses["lm_crf_ner"])

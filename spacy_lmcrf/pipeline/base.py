@@ -27,7 +27,7 @@ from ..corpus import CORPUS_KEY, doc_corpus
 from ..ml.crf import crf_loss, forward_backward, subsequence_log_prob, viterbi
 from ..ml.crf_tagger import CRFScores, get_crf_module
 from ..memory import HeapTrimmer
-from ..optimizers import clip_gradient_norm
+from ..optimizers import clip_gradient_norm, report_training_loss
 from ..tags import SCHEMES, allowed_transitions, tag_names, tags_to_spans
 
 Span3 = Tuple[int, int, str]
@@ -82,6 +82,8 @@ class CRFSequenceLabeler(TrainablePipe):
         }
         # whether update() has backpropagated since the last finish_update()
         self._has_gradient = False
+        # the loss of the updates since the last step, for schedules that anneal on it
+        self._loss_since_step = 0.0
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -289,6 +291,7 @@ class CRFSequenceLabeler(TrainablePipe):
         loss, d_potentials = self.get_loss(examples, scores)
         backprop(d_potentials)
         self._has_gradient = True
+        self._loss_since_step += loss
         if sgd not in (None, False):
             self.finish_update(sgd)
         losses[self.name] += loss
@@ -328,6 +331,8 @@ class CRFSequenceLabeler(TrainablePipe):
         if not self._has_gradient:
             return
         self._has_gradient = False
+        report_training_loss(sgd, self._loss_since_step)
+        self._loss_since_step = 0.0
         max_norm = getattr(sgd, "grad_norm_clip", 0.0)
         if max_norm:
             clip_gradient_norm(self.model, max_norm)
