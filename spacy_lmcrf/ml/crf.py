@@ -219,6 +219,9 @@ def _bool_buffer(
     return tensor.clone()
 
 
+PAIRWISE = ("large", "small", "none")
+
+
 class CRFPotentials(nn.Module):
     """Trainable CRF head mapping features (B, T, n_in) to pots (B, T, L, L).
 
@@ -226,14 +229,18 @@ class CRFPotentials(nn.Module):
     pairwise="large": per-position pairwise scores (LM-LSTM-CRF), with an
     extra START row used at t = 0. Both have end scores, and NEG_INF penalties
     for disallowed transitions, start tags and end tags.
+    pairwise="none": emissions only, no transition, start or end scores and no
+    constraints, so the potentials factorize over tokens: the CRF's likelihood is
+    then the product of per-token softmaxes and Viterbi the per-token argmax (a
+    linear map + softmax, Akbik et al. 2018's "Map" head).
     """
 
     def __init__(
         self, n_in: int, n_tags: int, pairwise: str = "large", dropout: float = 0.0
     ) -> None:
         super().__init__()
-        if pairwise not in ("small", "large"):
-            raise ValueError(f"pairwise must be 'small' or 'large', not {pairwise!r}")
+        if pairwise not in PAIRWISE:
+            raise ValueError(f"pairwise must be one of {', '.join(PAIRWISE)}, not {pairwise!r}")
         self.n_in = n_in
         self.pairwise = pairwise
         self.dropout = nn.Dropout(dropout)
@@ -260,10 +267,14 @@ class CRFPotentials(nn.Module):
             self.trans = nn.Parameter(torch.zeros((n_tags, n_tags), **kw))
             self.start = nn.Parameter(torch.zeros((n_tags,), **kw))
             linear = self.emit
+        elif self.pairwise == "none":
+            self.emit = nn.Linear(self.n_in, n_tags, **kw)
+            linear = self.emit
         else:
             self.proj = nn.Linear(self.n_in, (n_tags + 1) * n_tags, **kw)
             linear = self.proj
-        self.end = nn.Parameter(torch.zeros((n_tags,), **kw))
+        # "none" keeps end at zero, untrained: it only records the tag count
+        self.end = nn.Parameter(torch.zeros((n_tags,), **kw), requires_grad=self.pairwise != "none")
         nn.init.xavier_uniform_(linear.weight)
         nn.init.zeros_(linear.bias)
 
@@ -300,6 +311,9 @@ class CRFPotentials(nn.Module):
         device = x.device
         lengths = lengths.to(device=device, dtype=torch.long)
         x = self.dropout(x)
+        if self.pairwise == "none":
+            emit = self.emit(x).float()
+            return emit[:, :, None, :].expand(n_batch, n_steps, n_tags, n_tags)
         neg_inf = torch.tensor(NEG_INF, device=device)
         zero = torch.tensor(0.0, device=device)
         trans_pen = torch.where(self.allowed_transitions, zero, neg_inf)

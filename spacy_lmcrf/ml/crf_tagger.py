@@ -9,7 +9,7 @@ from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from ..segments import Segment, batch_segments
-from .crf import CRFPotentials
+from .crf import PAIRWISE, CRFPotentials
 from .padding import pad_segments, unpad_segments
 from .torch_io import deserialize_torch_module, serialize_torch_module
 
@@ -46,16 +46,18 @@ def build_crf_tagger(
 
     tok2vec (Model[List[Doc], List[Floats2d]]): the token-to-vector layer; its nO must be set.
     pairwise (str): "large" for per-position pairwise potentials (LM-LSTM-CRF: a
-        (L+1) x L score matrix per token) or "small" for per-token emissions plus a
-        transition matrix.
+        (L+1) x L score matrix per token), "small" for per-token emissions plus a
+        transition matrix, or "none" for emissions only: no transitions and no tag-scheme
+        constraints, i.e. a per-token softmax classifier trained and decoded exactly by
+        the same code (Akbik et al. 2018's "Map" head).
     dropout (float): dropout on the vectors before the projection.
     max_length (int): the longest sequence the CRF runs over.
     nO (Optional[int]): the number of tags; set by the component from its labels.
     """
     if not tok2vec.has_dim("nO") or tok2vec.get_dim("nO") is None:
         raise ValueError("CRFTagger needs a tok2vec with its output width (nO) set.")
-    if pairwise not in ("large", "small"):
-        raise ValueError(f"pairwise must be 'large' or 'small', got {pairwise!r}")
+    if pairwise not in PAIRWISE:
+        raise ValueError(f"pairwise must be one of {', '.join(PAIRWISE)}, got {pairwise!r}")
     head = PyTorchWrapper_v3(
         CRFPotentials(tok2vec.get_dim("nO"), nO or 1, pairwise=pairwise, dropout=dropout),
         convert_inputs=_convert_inputs,

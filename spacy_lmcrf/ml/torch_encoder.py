@@ -16,7 +16,7 @@ from .torch_io import deserialize_torch_module, serialize_torch_module
 @registry.architectures("spacy_lmcrf.TorchEncoder.v1")
 def build_torch_encoder(
     tok2vec: Model[List[Doc], List[Floats2d]],
-    encoder: BiRNNEncoder,
+    encoder: Optional[BiRNNEncoder],
     max_length: int = 128,
 ) -> Model[List[Doc], List[Floats2d]]:
     """A context encoder over the rows of another tok2vec, e.g. spaCy's
@@ -25,11 +25,14 @@ def build_torch_encoder(
 
     tok2vec (Model[List[Doc], List[Floats2d]]): the layer below (its nO is the
         encoder's input width, read when it is known: at build or initialization).
-    encoder (BiRNNEncoder): the context encoder (spacy_lmcrf.BiLSTMEncoder.v1 or
-        BiGRUEncoder.v1).
+    encoder (Optional[BiRNNEncoder]): the context encoder (spacy_lmcrf.BiLSTMEncoder.v1
+        or BiGRUEncoder.v1), or None for the tok2vec's rows as they are (so that a
+        config can drop the encoder with one override: `--...encoder null`).
     max_length (int): longest sequence run through the encoder: sentences when the doc
         has sentence boundaries, otherwise windows of this many tokens.
     """
+    if encoder is None:
+        return tok2vec
     if tok2vec.has_dim("nO"):
         encoder.resize(tok2vec.get_dim("nO"))
     wrapper = PyTorchWrapper_v3(
