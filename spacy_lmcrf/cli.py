@@ -1,0 +1,50 @@
+"""`spacy lmcrf ...`: our commands in spaCy's CLI (entry point group spacy_cli).
+
+    python -m spacy lmcrf pretrain-char-lm configs/charlm_en.cfg training/charlm_en --paths.train TEXT --paths.dev TEXT
+"""
+from pathlib import Path
+
+import typer
+from spacy.cli._util import Arg, Opt, app, parse_config_overrides, show_validation_error
+
+lmcrf_cli = typer.Typer(name="lmcrf", help="spacy-lmcrf commands: language-model pretraining and its text", no_args_is_help=True)
+app.add_typer(lmcrf_cli)
+
+
+@lmcrf_cli.command(
+    "pretrain-char-lm", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def pretrain_char_lm_cli(
+    ctx: typer.Context,
+    config_path: Path = Arg(..., help="Pretraining config file", exists=True, allow_dash=False),
+    output_dir: Path = Arg(..., help="Directory for the LM file, checkpoints and log"),
+    resume: bool = Opt(False, "--resume", "-R", help="Go on from output_dir's checkpoint"),
+    gpu_id: int = Opt(-1, "--gpu-id", "-g", help="GPU ID or -1 for CPU"),
+):
+    """Pretrain forward and backward character language models on raw text
+    (contextual string embeddings, Akbik et al. 2018). Text files, directories or
+    .gz files, streamed; truncated BPTT; dev bits per character; checkpoints; resume.
+    Config overrides as in `spacy train`, e.g. --paths.train corpus.txt.gz
+    --training.max_minutes 30. The result, OUTPUT_DIR/char_lm.msgpack, is what
+    spacy_lmcrf.ContextualStringEmbeddings.v1's lm_path names."""
+    from .pretrain.char_lm_training import load_pretraining_config, pretrain_char_lm
+
+    overrides = parse_config_overrides(ctx.args)
+    with show_validation_error(config_path):
+        config = load_pretraining_config(config_path, overrides)
+    pretrain_char_lm(config, output_dir, resume=resume, gpu_id=gpu_id)
+
+
+@lmcrf_cli.command("hold-out-text")
+def hold_out_text_cli(
+    source: Path = Arg(..., help="Text file (or .gz) to split", exists=True),
+    train_path: Path = Arg(..., help="Where the training text goes"),
+    dev_path: Path = Arg(..., help="Where the held-out text goes"),
+    last: int = Opt(..., "--last", help="Number of lines held out at the end of the text"),
+):
+    """Split raw text into training and held-out text (its last lines), for LM
+    pretraining on a corpus that comes as one file."""
+    from .pretrain.text import hold_out_last_lines
+
+    n_train, n_dev = hold_out_last_lines(source, train_path, dev_path, last)
+    print(f"{n_train} lines -> {train_path}; {n_dev} lines -> {dev_path}")

@@ -1,0 +1,1 @@
+"""Language-model pretraining on raw text (`spacy lmcrf pretrain-char-lm`)."""
