@@ -47,6 +47,8 @@ setup(
             "spacy_lmcrf.WordFeaturesTok2Vec.v1 = spacy_lmcrf.ml.word_features_tok2vec:build_word_features_tok2vec",
             "spacy_lmcrf.PSATok2Vec.v1 = spacy_lmcrf.ml.psa_tok2vec:build_psa_tok2vec",
             "spacy_lmcrf.ContextFusion.v1 = spacy_lmcrf.ml.psa:build_context_fusion",
+            "spacy_lmcrf.ContextualStringEmbeddings.v1 = spacy_lmcrf.ml.contextual_string_embeddings:build_contextual_string_embeddings",
+            "spacy_lmcrf.StackedEmbeddings.v1 = spacy_lmcrf.ml.stacked_embeddings:build_stacked_embeddings",
         ],
         "thinc_optimizers": [
             "spacy_lmcrf.SGD.v1 = spacy_lmcrf.optimizers:SGD_momentum",
@@ -54,6 +56,7 @@ setup(
         ],
         "thinc_schedules": [
             "spacy_lmcrf.inverse_time_decay.v1 = spacy_lmcrf.optimizers:inverse_time_decay",
+            "spacy_lmcrf.anneal_on_loss_plateau.v1 = spacy_lmcrf.optimizers:anneal_on_loss_plateau",
         ],
         "spacy_loggers": [
             "spacy_lmcrf.TimedLogger.v1 = spacy_lmcrf.loggers:timed_logger",
@@ -64,6 +67,9 @@ setup(
         ],
         "spacy_batchers": [
             "spacy_lmcrf.task_batcher.v1 = spacy_lmcrf.corpus:create_task_batcher",
+        ],
+        "spacy_cli": [
+            "lmcrf = spacy_lmcrf.cli:lmcrf_cli",
         ],
         "spacy_callbacks": [
             "spacy_lmcrf.stop_after_minutes.v1 = spacy_lmcrf.callbacks:stop_after_minutes",

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 from weasel.util import load_project_config
 
@@ -272,3 +272,23 @@ def test_budget_sets_the_paths_a_joint_config_names():
     assert command[command.index("--paths.ner_train") + 1] == "t.spacy"
     assert command[command.index("--paths.ner_dev") + 1] == "d.spacy"
     assert "--paths.train" not in command
+
+
+def test_cse_neighbours_lists_one_context_per_entity_type(tmp_path):
+    from .util import save_tiny_char_lm
+
+    cse_neighbours = bench("cse_neighbours")
+    nlp_vocab = Vocab()
+    docs = [
+        Doc(nlp_vocab, words="Washington would also take action".split(), ents=["B-LOC", "O", "O", "O", "O"]),
+        Doc(nlp_vocab, words="Anthony Washington won the race".split(), ents=["B-PER", "I-PER", "O", "O", "O"]),
+        Doc(nlp_vocab, words="flown to Washington for talks".split(), ents=["O", "O", "B-LOC", "O", "O"]),
+        Doc(nlp_vocab, words="said Washington on Monday".split(), ents=["O", "B-ORG", "O", "O"]),
+    ]
+    DocBin(docs=docs).to_disk(tmp_path / "c.spacy")
+    lm = save_tiny_char_lm(tmp_path / "char_lm.msgpack", 8)
+    out = tmp_path / "n.md"
+    cse_neighbours.main([str(lm), str(tmp_path / "c.spacy"), "--k", "2", "--output", str(out)])
+    table = [line for line in out.read_text().splitlines() if line.startswith("| ")][1:]
+    assert [line.split("**Washington**")[1].split(")")[0].split("(")[-1] for line in table] == ["LOC", "ORG", "PER"]
+    assert all(line.count("<br>") == 1 and "**Washington**" not in line.split(" | ")[1] for line in table)

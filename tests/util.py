@@ -77,3 +77,18 @@ def train(nlp: Language, examples: List[Example], n_steps: int, learn_rate: floa
         losses = {}
         nlp.update(examples, sgd=optimizer, losses=losses)
     return losses
+
+
+def save_tiny_char_lm(path, hidden_size: int = 12, seed: int = 1):
+    """A randomly initialised forward/backward character LM pair, saved as
+    `spacy lmcrf pretrain-char-lm` saves them (for tests of the embeddings' plumbing)."""
+    import torch
+
+    from spacy_lmcrf.pretrain.char_lm import BiCharLM
+    from spacy_lmcrf.pretrain.char_vocab import CharVocab
+
+    torch.manual_seed(seed)
+    chars = sorted(set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,-'\n"))
+    lms = BiCharLM(CharVocab(chars), embedding_size=6, hidden_size=hidden_size, num_layers=2, dropout=0.0)
+    lms.save(path, step=0)
+    return path
