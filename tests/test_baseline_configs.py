@@ -74,12 +74,14 @@ def test_baseline_config_initializes_and_trains(system, task, data):
     assert 0 < last < first
 
 
-def test_baseline_config_trains_with_spacy_cli(tmp_path, data):
-    cli = [f"--{key}={value}" for key, value in _tiny_overrides("lstm_cnn_crf", "lm_crf_ner").items()]
+@pytest.mark.parametrize("system", list(TINY))
+def test_baseline_config_trains_with_spacy_cli(tmp_path, data, system):
+    """`spacy train` on the demo sample, in a fresh process (entry points only)."""
+    cli = [f"--{key}={value}" for key, value in _tiny_overrides(system, "lm_crf_ner").items()]
     out = tmp_path / "out"
     train = subprocess.run(
         [
-            sys.executable, "-m", "spacy", "train", str(CONFIGS / "lstm_cnn_crf_ner.cfg"),
+            sys.executable, "-m", "spacy", "train", str(CONFIGS / f"{system}_ner.cfg"),
             "--output", str(out),
             "--paths.train", str(data / "sample_train.spacy"),
             "--paths.dev", str(data / "sample_dev.spacy"),

@@ -11,15 +11,15 @@ from typing import List, Optional
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Model, PyTorchWrapper_v3
+from thinc.api import Model
 from thinc.types import Floats2d
 from torch import nn
 
 from .char_encoders import CharEncoder
 from .featurize import Vocabularies
-from .torch_io import deserialize_torch_module, serialize_torch_module
+from .torch_wrapper import convert_batch_outputs, wrap_torch_module
 from .vocab import extend_vocabularies
-from .word_char_tok2vec import _convert_inputs, _convert_outputs, forward, get_module
+from .word_char_tok2vec import _convert_inputs, forward, get_module
 
 
 class CharFeatures(nn.Module):
@@ -62,13 +62,7 @@ def build_char_tok2vec(
     max_length (int): longest sequence batched together (sentences, or windows).
     """
     module = CharFeatures(char_embed)
-    wrapper = PyTorchWrapper_v3(
-        module,
-        convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
-        serialize_model=serialize_torch_module,
-        deserialize_model=deserialize_torch_module,
-    )
+    wrapper = wrap_torch_module(module, _convert_inputs, convert_batch_outputs)
     return Model(
         "char_tok2vec",
         forward,

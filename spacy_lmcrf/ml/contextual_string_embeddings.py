@@ -15,7 +15,7 @@ import numpy
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model
 from thinc.types import Floats2d
 from torch import nn
 
@@ -23,8 +23,7 @@ from ..pretrain.char_lm import BiCharLM, CharLM
 from ..pretrain.char_vocab import CharVocab
 from ..segments import Segment, batch_segments
 from .bucketing import length_groups, reverse_padded
-from .padding import pad_segments, unpad_segments
-from .torch_io import deserialize_torch_module, serialize_torch_module
+from .torch_wrapper import convert_batch_outputs, wrap_torch_module
 
 BOUNDARY = "\n"
 SEPARATOR = " "
@@ -56,13 +55,7 @@ def build_contextual_string_embeddings(
     if chunk_chars < 1 or group_size < 1 or max_length < 1:
         raise ValueError("chunk_chars, group_size and max_length must be positive")
     module = ContextualStringLMs(hidden_size, chunk_chars=chunk_chars, group_size=group_size)
-    wrapper = PyTorchWrapper_v3(
-        module,
-        convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
-        serialize_model=serialize_torch_module,
-        deserialize_model=deserialize_torch_module,
-    )
+    wrapper = wrap_torch_module(module, _convert_inputs, convert_batch_outputs)
     return Model(
         "contextual_string_embeddings",
         forward,
@@ -242,14 +235,3 @@ def _convert_inputs(model: Model, batch: CharBatch, is_train: bool) -> Tuple[Arg
     }
     return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
 
-
-def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
-    batch, states = inputs_outputs
-    padded = torch2xp(states.detach())
-    outputs = unpad_segments(model.ops, padded, batch.segments, batch.doc_lengths)
-
-    def convert_gradients(d_outputs: List[Floats2d]) -> ArgsKwargs:
-        d_padded = pad_segments(model.ops, d_outputs, batch.segments, padded.shape)
-        return ArgsKwargs(args=(states,), kwargs={"grad_tensors": (xp2torch(d_padded, device=states.device),)})
-
-    return outputs, convert_gradients

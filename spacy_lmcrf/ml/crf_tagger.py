@@ -5,13 +5,13 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from ..segments import Segment, batch_segments
 from .crf import PAIRWISE, CRFPotentials
 from .padding import pad_segments, unpad_segments
-from .torch_io import deserialize_torch_module, serialize_torch_module
+from .torch_wrapper import wrap_torch_module
 
 N_INIT_SAMPLE = 10
 
@@ -58,12 +58,10 @@ def build_crf_tagger(
         raise ValueError("CRFTagger needs a tok2vec with its output width (nO) set.")
     if pairwise not in PAIRWISE:
         raise ValueError(f"pairwise must be one of {', '.join(PAIRWISE)}, got {pairwise!r}")
-    head = PyTorchWrapper_v3(
+    head = wrap_torch_module(
         CRFPotentials(tok2vec.get_dim("nO"), nO or 1, pairwise=pairwise, dropout=dropout),
-        convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
-        serialize_model=serialize_torch_module,
-        deserialize_model=deserialize_torch_module,
+        _convert_inputs,
+        _convert_outputs,
     )
     return Model(
         "crf_tagger",

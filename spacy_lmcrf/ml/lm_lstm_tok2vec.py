@@ -10,13 +10,13 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from .featurize import FeatureBatch, featurize
 from .lm_lstm import LMLSTMEncoder
 from .padding import pad_segments, unpad_segments
-from .torch_io import deserialize_torch_module, serialize_torch_module
+from .torch_wrapper import wrap_torch_module
 from .vocab import DEFAULT_WORD_WIDTH, extend_vocabularies, get_vocabularies, has_vectors, word_width
 from .word_embed import init_word_embeddings
 
@@ -79,13 +79,7 @@ def build_lm_lstm_tok2vec(
         depth=depth,
         dropout=dropout,
     )
-    wrapper = PyTorchWrapper_v3(
-        module,
-        convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
-        serialize_model=serialize_torch_module,
-        deserialize_model=deserialize_torch_module,
-    )
+    wrapper = wrap_torch_module(module, _convert_inputs, _convert_outputs)
     return Model(
         "lm_lstm_tok2vec",
         forward,

@@ -4,13 +4,13 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from ..segments import batch_segments
 from .birnn import BiRNNEncoder
 from .padding import pad_segments, unpad_segments
-from .torch_io import deserialize_torch_module, serialize_torch_module
+from .torch_wrapper import states_to_docs, wrap_torch_module
 
 
 @registry.architectures("spacy_lmcrf.TorchEncoder.v1")
@@ -35,13 +35,7 @@ def build_torch_encoder(
         return tok2vec
     if tok2vec.has_dim("nO"):
         encoder.resize(tok2vec.get_dim("nO"))
-    wrapper = PyTorchWrapper_v3(
-        encoder,
-        convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
-        serialize_model=serialize_torch_module,
-        deserialize_model=deserialize_torch_module,
-    )
+    wrapper = wrap_torch_module(encoder, _convert_inputs, _convert_outputs)
     return Model(
         "torch_encoder",
         forward,
@@ -93,11 +87,4 @@ def _convert_inputs(model: Model, X, is_train: bool):
 
 def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
     (_, segments, doc_lengths), states = inputs_outputs
-    padded = torch2xp(states.detach())
-    outputs = unpad_segments(model.ops, padded, segments, doc_lengths)
-
-    def convert_gradient(d_outputs: List[Floats2d]) -> ArgsKwargs:
-        d_padded = pad_segments(model.ops, d_outputs, segments, padded.shape)
-        return ArgsKwargs(args=(states,), kwargs={"grad_tensors": (xp2torch(d_padded, device=states.device),)})
-
-    return outputs, convert_gradient
+    return states_to_docs(model, states, segments, doc_lengths)

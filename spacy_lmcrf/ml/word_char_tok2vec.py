@@ -14,13 +14,12 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model
 from thinc.types import Floats2d
 
 from .birnn import BiRNNEncoder
 from .char_encoders import CharEncoder
-from .padding import pad_segments, unpad_segments
-from .torch_io import deserialize_torch_module, serialize_torch_module
+from .torch_wrapper import convert_batch_outputs, wrap_torch_module
 from .vocab import extend_vocabularies, get_vocabularies, has_vectors, word_width
 from .word_char import WordCharEncoder
 from .word_embed import WordEmbedding, init_word_embeddings
@@ -60,13 +59,7 @@ def word_char_model(module: WordCharEncoder, max_length: int, name: str = "word_
     """The Thinc model around a WordCharEncoder: featurizes docs into padded segments,
     builds the vocabularies at initialization and sizes the module (also from a saved
     state when a pipeline is loaded)."""
-    wrapper = PyTorchWrapper_v3(
-        module,
-        convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
-        serialize_model=serialize_torch_module,
-        deserialize_model=deserialize_torch_module,
-    )
+    wrapper = wrap_torch_module(module, _convert_inputs, convert_batch_outputs)
     char_embed = module.char_embed
     return Model(
         name,
@@ -148,14 +141,3 @@ def _convert_inputs(model: Model, batch: WordBatch, is_train: bool) -> Tuple[Arg
         kwargs["char_lengths_cpu"] = torch.from_numpy(batch.char_lengths)
     return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
 
-
-def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
-    batch, states = inputs_outputs
-    padded = torch2xp(states.detach())
-    outputs = unpad_segments(model.ops, padded, batch.segments, batch.doc_lengths)
-
-    def convert_gradients(d_outputs: List[Floats2d]) -> ArgsKwargs:
-        d_padded = pad_segments(model.ops, d_outputs, batch.segments, padded.shape)
-        return ArgsKwargs(args=(states,), kwargs={"grad_tensors": (xp2torch(d_padded, device=states.device),)})
-
-    return outputs, convert_gradients

@@ -6,13 +6,13 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 from torch import nn
 
 from .birnn import BiRNNEncoder
 from .padding import pad_segments, unpad_segments
-from .torch_io import deserialize_torch_module, serialize_torch_module
+from .torch_wrapper import states_to_docs, wrap_torch_module
 from .vocab import DEFAULT_WORD_WIDTH, extend_vocabularies, get_vocabularies, has_vectors, word_width
 from .word_embed import WordEmbedding, init_word_embeddings
 from .word_features import WordBatch, featurize_words
@@ -69,13 +69,7 @@ def build_word_features_tok2vec(
     if not features.has_dim("nO") or features.get_dim("nO") is None:
         raise ValueError("WordFeaturesTok2Vec needs a features model with its output width (nO) set.")
     module = WordFeatureEncoder(word_embed, encoder, features.get_dim("nO"))
-    wrapper = PyTorchWrapper_v3(
-        module,
-        convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
-        serialize_model=serialize_torch_module,
-        deserialize_model=deserialize_torch_module,
-    )
+    wrapper = wrap_torch_module(module, _convert_inputs, _convert_outputs)
     return Model(
         "word_features_tok2vec",
         forward,
@@ -160,11 +154,4 @@ def _convert_inputs(model: Model, X: Tuple[WordBatch, List[Floats2d]], is_train:
 
 def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
     (batch, _), states = inputs_outputs
-    padded = torch2xp(states.detach())
-    outputs = unpad_segments(model.ops, padded, batch.segments, batch.doc_lengths)
-
-    def convert_gradients(d_outputs: List[Floats2d]) -> ArgsKwargs:
-        d_padded = pad_segments(model.ops, d_outputs, batch.segments, padded.shape)
-        return ArgsKwargs(args=(states,), kwargs={"grad_tensors": (xp2torch(d_padded, device=states.device),)})
-
-    return outputs, convert_gradients
+    return states_to_docs(model, states, batch.segments, batch.doc_lengths)

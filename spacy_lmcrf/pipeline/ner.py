@@ -4,8 +4,6 @@ from typing import Callable, Iterable, List, Optional
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
-from spacy.util import registry
-from spacy.vocab import Vocab
 from thinc.api import Model
 
 from ..tags import biluo_to_spans_and_missing, spans_to_tags

@@ -4,7 +4,6 @@ from typing import Callable, Iterable, List, Optional
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
-from spacy.vocab import Vocab
 from thinc.api import Model
 
 from ..tags import spans_to_tags
