@@ -4,7 +4,7 @@ spaCy's training loop hands each evaluation's score to the logger only, and step
 schedules without arguments, so a schedule that follows the dev score (TagLM's
 spacy_lmcrf.drop_after_best_dev.v1) registers itself as a listener when it is created
 (when [training] is resolved), and the next logger that is set up for a training run
-claims every listener not yet claimed and tells them each evaluation. The loggers that
+claims the newest listener not yet claimed and tells it each evaluation. The loggers that
 do so are spacy_lmcrf.TimedLogger.v1 and spacy_lmcrf.DevScoreLogger.v1 (which wraps any
 other logger). A listener that is never claimed finds out at its first step: see
 DevScoreListener.check_connected.
@@ -39,12 +39,16 @@ def register_listener(listener: DevScoreListener) -> None:
 
 
 def claim_listeners() -> List[DevScoreListener]:
-    """The listeners created since the last claim (still alive), now connected."""
+    """The newest listener created since the last claim (if still alive), now connected.
+
+    Only the newest: `spacy train` resolves [training] twice (to initialize the pipeline,
+    then to train it, resolving the optimizer and the logger together), and the first
+    resolution's schedule lives on in nlp._optimizer without being stepped."""
     listeners = [listener for listener in (ref() for ref in _unclaimed) if listener is not None]
     _unclaimed.clear()
-    for listener in listeners:
+    for listener in listeners[-1:]:
         listener.connected = True
-    return listeners
+    return listeners[-1:]
 
 
 def publish_dev_score(listeners: List[DevScoreListener], info: Optional[Dict[str, Any]]) -> None:

@@ -107,6 +107,15 @@ def test_schedule_divides_after_the_best_score_then_stops():
     assert s.drops_done == 2 and s.finished
 
 
+def test_the_logger_claims_the_newest_schedule_only():
+    """`spacy train` resolves [training] twice; only the second resolution's schedule is
+    stepped, so only it hears the dev scores."""
+    first, second = schedule(), schedule()
+    assert claim_listeners() == [second]
+    assert second.connected and not first.connected
+    assert claim_listeners() == []
+
+
 def test_schedule_without_dev_scores_fails_loudly():
     s = schedule()
     next(s)
@@ -131,7 +140,7 @@ def test_spacy_train_divides_the_rate_and_stops(tmp_path, data):
         capture_output=True, text=True, cwd=tmp_path,
     )
     assert train.returncode == 0, train.stderr[-3000:] + train.stdout[-3000:]
-    assert "learning rate 0.0001 for 2 epochs (phase 1 of 2)" in train.stdout
+    assert train.stdout.count("learning rate 0.0001 for 2 epochs (phase 1 of 2)") == 1
     assert "learning rate 1e-05 for 2 epochs (phase 2 of 2)" in train.stdout
     assert "Stopping: spacy_lmcrf.drop_after_best_dev.v1 has run its 2 phases" in train.stdout
     assert (out / "model-last").exists() and (out / "model-best").exists()
