@@ -49,17 +49,22 @@ setup(
             "spacy_lmcrf.ContextFusion.v1 = spacy_lmcrf.ml.psa:build_context_fusion",
             "spacy_lmcrf.ContextualStringEmbeddings.v1 = spacy_lmcrf.ml.contextual_string_embeddings:build_contextual_string_embeddings",
             "spacy_lmcrf.StackedEmbeddings.v1 = spacy_lmcrf.ml.stacked_embeddings:build_stacked_embeddings",
+            "spacy_lmcrf.BiLMEmbeddings.v1 = spacy_lmcrf.ml.bilm_embeddings:build_bilm_embeddings",
+            "spacy_lmcrf.TagLMTok2Vec.v1 = spacy_lmcrf.ml.taglm_tok2vec:build_taglm_tok2vec",
         ],
         "thinc_optimizers": [
             "spacy_lmcrf.SGD.v1 = spacy_lmcrf.optimizers:SGD_momentum",
             "spacy_lmcrf.Adagrad.v1 = spacy_lmcrf.optimizers:adagrad",
+            "spacy_lmcrf.Adam.v1 = spacy_lmcrf.optimizers:adam",
         ],
         "thinc_schedules": [
             "spacy_lmcrf.inverse_time_decay.v1 = spacy_lmcrf.optimizers:inverse_time_decay",
             "spacy_lmcrf.anneal_on_loss_plateau.v1 = spacy_lmcrf.optimizers:anneal_on_loss_plateau",
+            "spacy_lmcrf.drop_after_best_dev.v1 = spacy_lmcrf.optimizers:drop_after_best_dev",
         ],
         "spacy_loggers": [
             "spacy_lmcrf.TimedLogger.v1 = spacy_lmcrf.loggers:timed_logger",
+            "spacy_lmcrf.DevScoreLogger.v1 = spacy_lmcrf.loggers:dev_score_logger",
         ],
         "spacy_readers": [
             "spacy_lmcrf.GoldTokenCorpus.v1 = spacy_lmcrf.corpus:create_gold_token_corpus",

@@ -20,6 +20,16 @@ class TrainingBudgetSpent(SystemExit):
         self.message = message
 
 
+class TrainingScheduleDone(SystemExit):
+    """Raised when a learning-rate schedule's last phase has ended
+    (spacy_lmcrf.drop_after_best_dev.v1): like TrainingBudgetSpent, a SystemExit with
+    status 0, so spaCy saves model-last and `spacy train` exits successfully."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0)
+        self.message = message
+
+
 @registry.callbacks("spacy_lmcrf.stop_after_minutes.v1")
 def stop_after_minutes(minutes: float) -> Callable[[Language, Dict[str, Any]], None]:
     """A [training.before_update] callback that ends training after `minutes`.

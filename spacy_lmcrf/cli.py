@@ -1,6 +1,7 @@
 """`spacy lmcrf ...`: our commands in spaCy's CLI (entry point group spacy_cli).
 
     python -m spacy lmcrf pretrain-char-lm configs/charlm_en.cfg training/charlm_en --paths.train TEXT --paths.dev TEXT
+    python -m spacy lmcrf pretrain-word-lm configs/wordlm_en.cfg training/wordlm_en --paths.train TEXT --paths.dev TEXT
 """
 from pathlib import Path
 
@@ -33,6 +34,32 @@ def pretrain_char_lm_cli(
     with show_validation_error(config_path):
         config = load_pretraining_config(config_path, overrides)
     pretrain_char_lm(config, output_dir, resume=resume, gpu_id=gpu_id)
+
+
+@lmcrf_cli.command(
+    "pretrain-word-lm", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def pretrain_word_lm_cli(
+    ctx: typer.Context,
+    config_path: Path = Arg(..., help="Pretraining config file", exists=True, allow_dash=False),
+    output_dir: Path = Arg(..., help="Directory for the LM file, checkpoints and log"),
+    resume: bool = Opt(False, "--resume", "-R", help="Go on from output_dir's checkpoint"),
+    gpu_id: int = Opt(-1, "--gpu-id", "-g", help="GPU ID or -1 for CPU"),
+):
+    """Pretrain forward and backward word-level language models on raw text (TagLM,
+    Peters et al. 2017): whitespace tokens, an end-of-line token after each line, a
+    vocabulary of the frequent words plus <unk>, an LSTM with a projection, full or
+    adaptive softmax. Text files, directories or .gz files, streamed; truncated BPTT;
+    dev perplexity; checkpoints; resume. Config overrides as in `spacy train`. The
+    result, OUTPUT_DIR/word_lm.msgpack, is what spacy_lmcrf.BiLMEmbeddings.v1's
+    lm_path names."""
+    from .pretrain.char_lm_training import load_pretraining_config
+    from .pretrain.word_lm_training import pretrain_word_lm
+
+    overrides = parse_config_overrides(ctx.args)
+    with show_validation_error(config_path):
+        config = load_pretraining_config(config_path, overrides)
+    pretrain_word_lm(config, output_dir, resume=resume, gpu_id=gpu_id)
 
 
 @lmcrf_cli.command("hold-out-text")

@@ -10,6 +10,8 @@ from spacy.language import Language
 from spacy.training.loggers import console_logger_v3
 from spacy.util import registry
 
+from .dev_scores import claim_listeners, publish_dev_score
+
 LogStep = Callable[[Optional[Dict[str, Any]]], None]
 
 
@@ -25,7 +27,8 @@ def timed_logger(
     training started, evaluations and checkpoint saving included), "epoch",
     "step", "words" (training words seen), "score" (the weighted score),
     "is_best", "scores" (every other score, as spaCy's evaluation returns them)
-    and "losses". When training ends (finished, stopped by a callback or by an
+    and "losses". Each evaluation's score is also told to the schedules that follow
+    it (spacy_lmcrf.dev_scores). When training ends (finished, stopped by a callback or by an
     error) one last line holds "event": "end", "seconds" and "steps" (the
     number of completed training steps). The file is truncated when training
     starts and flushed after every line, so it can be read while training runs.
@@ -47,6 +50,7 @@ def timed_logger(
         nlp: Language, stdout: IO = sys.stdout, stderr: IO = sys.stderr
     ) -> Tuple[LogStep, Callable[[], None]]:
         console_step, console_finalize = console(nlp, stdout, stderr)
+        listeners = claim_listeners()
         path.parent.mkdir(parents=True, exist_ok=True)
         stream = path.open("w", encoding="utf8")
         start = time.perf_counter()
@@ -62,6 +66,7 @@ def timed_logger(
             console_step(info)
             if info is not None:
                 write(evaluation_record(info, time.perf_counter() - start))
+            publish_dev_score(listeners, info)
 
         def finalize() -> None:
             console_finalize()
@@ -69,6 +74,32 @@ def timed_logger(
             stream.close()
 
         return log_step, finalize
+
+    return setup
+
+
+@registry.loggers("spacy_lmcrf.DevScoreLogger.v1")
+def dev_score_logger(
+    logger: Callable[[Language, IO, IO], Tuple[LogStep, Callable[[], None]]],
+) -> Callable[[Language, IO, IO], Tuple[LogStep, Callable[[], None]]]:
+    """Any training logger (e.g. spacy.ConsoleLogger.v1), that also tells each
+    evaluation's score to the schedules that follow it (spacy_lmcrf.dev_scores), such as
+    spacy_lmcrf.drop_after_best_dev.v1. spacy_lmcrf.TimedLogger.v1 does so itself.
+
+    logger (Callable): the logger to wrap, as [training.logger.logger] in a config.
+    """
+
+    def setup(
+        nlp: Language, stdout: IO = sys.stdout, stderr: IO = sys.stderr
+    ) -> Tuple[LogStep, Callable[[], None]]:
+        inner_step, inner_finalize = logger(nlp, stdout, stderr)
+        listeners = claim_listeners()
+
+        def log_step(info: Optional[Dict[str, Any]]) -> None:
+            inner_step(info)
+            publish_dev_score(listeners, info)
+
+        return log_step, inner_finalize
 
     return setup
 

@@ -9,6 +9,9 @@ from thinc.shims import PyTorchShim
 from thinc.types import FloatsXd
 from spacy.util import registry
 
+from .callbacks import TrainingScheduleDone
+from .dev_scores import DevScoreListener, register_listener
+
 
 class MomentumSGD(Optimizer):
     """SGD with (optionally Nesterov) momentum, in PyTorch's formulation:
@@ -165,6 +168,54 @@ def adagrad(
     )
 
 
+class NormClippedAdam(Optimizer):
+    """Thinc's Adam, plus grad_norm_clip, which the spacy_lmcrf components read to
+    rescale all their gradients together to this global norm before the update."""
+
+    __slots__ = ["grad_norm_clip"]
+
+    def __init__(self, learn_rate, *, grad_norm_clip: float, **kwargs):
+        super().__init__(learn_rate, **kwargs)
+        self.grad_norm_clip = grad_norm_clip
+
+
+@registry.optimizers("spacy_lmcrf.Adam.v1")
+def adam(
+    learn_rate: float = 0.001,
+    *,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    grad_norm_clip: float = 5.0,
+    grad_clip: float = 0.0,
+    L2: float = 0.0,
+    L2_is_weight_decay: bool = False,
+    use_averages: bool = False,
+) -> Optimizer:
+    """Adam with the gradients' global norm clipped, as TagLM trains (Peters et al.
+    2017: Adam, learning rate 0.001, gradient norms clipped at 5.0).
+
+    learn_rate (float or schedule): the learning rate.
+    beta1 (float), beta2 (float), eps (float): Adam's (Kingma & Ba's defaults).
+    grad_norm_clip (float): rescale each component's gradients to at most this global
+        L2 norm; 0 disables.
+    grad_clip (float): Thinc's per-tensor clipping; 0 disables.
+    L2 (float): L2 penalty (added to the gradient unless L2_is_weight_decay).
+    use_averages (bool): keep parameter averages (keep False for torch-wrapped models).
+    """
+    return NormClippedAdam(
+        learn_rate,
+        grad_norm_clip=grad_norm_clip,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        grad_clip=grad_clip,
+        L2=L2,
+        L2_is_weight_decay=L2_is_weight_decay,
+        use_averages=use_averages,
+    )
+
+
 @registry.schedules("spacy_lmcrf.inverse_time_decay.v1")
 def inverse_time_decay(initial_rate: float, decay: float, steps_per_epoch: int) -> Iterator[float]:
     """lr_t = initial_rate / (1 + decay * t), with t the epoch (Ma & Hovy 2016;
@@ -291,3 +342,116 @@ def report_training_loss(optimizer: Optional[Optimizer], loss: float) -> None:
     observe = getattr(schedule, "observe_loss", None)
     if observe is not None:
         observe(loss)
+
+
+class DropAfterBestDevSchedule(DevScoreListener):
+    """TagLM's schedule (Peters et al. 2017, section 3): a constant rate while the dev
+    score improves; once it has not improved for `patience` evaluations, the rate is
+    divided by `factor` and training goes on for epochs_per_drop epochs, `drops` times
+    in all; then training stops (TrainingScheduleDone, a clean exit).
+
+    The dev scores come from the training logger (spacy_lmcrf.dev_scores); a schedule
+    that receives none fails at its second step instead of acting as a constant.
+    """
+
+    name = "spacy_lmcrf.drop_after_best_dev.v1"
+
+    def __init__(self, initial_rate: float, *, steps_per_epoch: int, factor: float, epochs_per_drop: int,
+                 drops: int, patience: int) -> None:
+        if steps_per_epoch < 1 or epochs_per_drop < 1 or drops < 1 or patience < 1:
+            raise ValueError(
+                f"{self.name}: steps_per_epoch, epochs_per_drop, drops and patience must be at least 1, "
+                f"got {steps_per_epoch}, {epochs_per_drop}, {drops}, {patience}"
+            )
+        if factor <= 1.0:
+            raise ValueError(f"{self.name}: factor divides the rate and must be > 1, got {factor}")
+        self.rate = initial_rate
+        self.steps_per_epoch = steps_per_epoch
+        self.factor = factor
+        self.epochs_per_drop = epochs_per_drop
+        self.drops = drops
+        self.patience = patience
+        self.calls = 0
+        self.best: Optional[float] = None
+        self.bad_evaluations = 0
+        self.n_scores = 0
+        self.drops_done = 0
+        self.phase_end: Optional[int] = None
+        self.finished = False
+        self.history: List[dict] = []
+        register_listener(self)
+
+    def __iter__(self) -> "DropAfterBestDevSchedule":
+        return self
+
+    def __next__(self) -> float:
+        # the first call (the optimizer's construction) gives the initial rate; each
+        # later one follows a training step, and spaCy evaluates at step 0
+        self.calls += 1
+        if self.calls >= 2:
+            self.check_connected(self.name)
+        if self.calls >= 3 and self.n_scores == 0:
+            raise RuntimeError(f"{self.name} received no dev score at step 0: the logger did not report it")
+        if self.phase_end is not None and self.calls > self.phase_end and not self.finished:
+            if self.drops_done < self.drops:
+                self._drop(first_call=self.calls)
+            else:
+                self.finished = True  # the next evaluation stops training
+        return self.rate
+
+    def observe_dev_score(self, score: float, *, step: int, epoch: int) -> None:
+        self.n_scores += 1
+        self.history.append({"step": step, "epoch": epoch, "score": score, "rate": self.rate})
+        if self.finished:
+            message = (f"Stopping: {self.name} has run its {self.drops} phases of {self.epochs_per_drop} epochs "
+                       f"after the best dev score {self.best:.4f} (step {step}, epoch {epoch})")
+            print(message, flush=True)
+            raise TrainingScheduleDone(message)
+        if self.best is None or score > self.best:
+            self.best = score
+            self.bad_evaluations = 0
+        else:
+            self.bad_evaluations += 1
+        if self.drops_done == 0 and self.bad_evaluations >= self.patience:
+            self._drop(first_call=self.calls + 1)
+
+    def _drop(self, first_call: int) -> None:
+        """Divide the rate; the phase lasts from first_call (the first call that
+        returns the new rate) for epochs_per_drop epochs of calls."""
+        self.rate /= self.factor
+        self.drops_done += 1
+        self.phase_end = first_call + self.epochs_per_drop * self.steps_per_epoch - 1
+        print(f"{self.name}: learning rate {self.rate:g} for {self.epochs_per_drop} epochs "
+              f"(phase {self.drops_done} of {self.drops})", flush=True)
+
+
+@registry.schedules("spacy_lmcrf.drop_after_best_dev.v1")
+def drop_after_best_dev(
+    initial_rate: float,
+    steps_per_epoch: int,
+    factor: float = 10.0,
+    epochs_per_drop: int = 5,
+    drops: int = 2,
+    patience: int = 1,
+) -> DropAfterBestDevSchedule:
+    """TagLM's learning-rate schedule: constant until the dev score stops improving
+    (patience evaluations without a better score), then divided by factor for
+    epochs_per_drop epochs, drops times, then training stops cleanly (model-best and
+    model-last are saved). The paper: divide by 10, 5 epochs, twice.
+
+    Needs the dev scores: use the logger spacy_lmcrf.TimedLogger.v1 or wrap yours in
+    spacy_lmcrf.DevScoreLogger.v1 (an error says so otherwise). spaCy steps schedules
+    once per batch, so give the number of batches per epoch; evaluate once per epoch
+    ([training] eval_frequency = steps_per_epoch) for the paper's per-epoch dev check.
+
+    initial_rate (float): the constant rate (the paper: 0.001 with Adam).
+    steps_per_epoch (int): training batches per epoch.
+    factor (float): what the rate is divided by at each drop.
+    epochs_per_drop (int): epochs trained after each drop.
+    drops (int): the number of drops before training stops.
+    patience (int): dev evaluations without improvement before the first drop.
+    """
+    return DropAfterBestDevSchedule(
+        initial_rate, steps_per_epoch=steps_per_epoch, factor=factor, epochs_per_drop=epochs_per_drop,
+        drops=drops, patience=patience,
+    )

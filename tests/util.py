@@ -92,3 +92,20 @@ def save_tiny_char_lm(path, hidden_size: int = 12, seed: int = 1):
     lms = BiCharLM(CharVocab(chars), embedding_size=6, hidden_size=hidden_size, num_layers=2, dropout=0.0)
     lms.save(path, step=0)
     return path
+
+
+def save_tiny_word_lm(path, projection_size: int = 6, seed: int = 1, cutoffs=()):
+    """A randomly initialised forward/backward word LM pair (hidden 10, projection
+    projection_size, two layers), saved as `spacy lmcrf pretrain-word-lm` saves them (for
+    tests of the embeddings' plumbing). Its vocabulary is the words of the shared tiny data."""
+    import torch
+
+    from spacy_lmcrf.pretrain.word_lm import BiWordLM
+    from spacy_lmcrf.pretrain.word_vocab import EOS, WordVocab
+
+    torch.manual_seed(seed)
+    words = sorted({w for text, _ in NER_DATA + TAG_DATA + CHUNK_DATA for w in text.split()})
+    lms = BiWordLM(WordVocab([EOS] + words), embedding_size=6, hidden_size=10, projection_size=projection_size,
+                   num_layers=2, dropout=0.0, cutoffs=cutoffs)
+    lms.save(path, step=0)
+    return path

@@ -60,7 +60,6 @@ def word_char_model(module: WordCharEncoder, max_length: int, name: str = "word_
     builds the vocabularies at initialization and sizes the module (also from a saved
     state when a pipeline is loaded)."""
     wrapper = wrap_torch_module(module, _convert_inputs, convert_batch_outputs)
-    char_embed = module.char_embed
     return Model(
         name,
         forward,
@@ -68,19 +67,26 @@ def word_char_model(module: WordCharEncoder, max_length: int, name: str = "word_
         layers=[wrapper],
         refs={"encoder": wrapper},
         dims={"nO": module.width},
-        attrs={
-            "max_length": max_length,
-            "max_word_length": char_embed.max_word_length if char_embed is not None else None,
-            "min_freq": module.word_embed.min_freq,
-            "lowercase": module.word_embed.lowercase,
-            "zero_digits": module.word_embed.zero_digits,
-            "include_vectors": module.word_embed.include_vectors,
-            "chars": [],
-            "words": [],
-            "lm_words": [],
-            "init_with_all_docs": True,
-        },
+        attrs=word_char_attrs(module, max_length),
     )
+
+
+def word_char_attrs(module, max_length: int) -> dict:
+    """The attrs that init, featurize and the vocabularies read, for a module with
+    word_embed and char_embed (a WordCharEncoder or one that contains its parts)."""
+    char_embed = module.char_embed
+    return {
+        "max_length": max_length,
+        "max_word_length": char_embed.max_word_length if char_embed is not None else None,
+        "min_freq": module.word_embed.min_freq,
+        "lowercase": module.word_embed.lowercase,
+        "zero_digits": module.word_embed.zero_digits,
+        "include_vectors": module.word_embed.include_vectors,
+        "chars": [],
+        "words": [],
+        "lm_words": [],
+        "init_with_all_docs": True,
+    }
 
 
 def get_module(model: Model) -> WordCharEncoder:

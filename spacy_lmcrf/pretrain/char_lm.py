@@ -51,6 +51,11 @@ class CharLM(nn.Module):
     def logits(self, outputs: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.dropout(outputs))
 
+    def summed_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy (nats) of targets (B, T) given the outputs (B, T, hidden), summed."""
+        logits = self.logits(outputs)
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
+
 
 class BiCharLM(nn.Module):
     """The forward and the backward character LM, with their vocabulary and sizes."""

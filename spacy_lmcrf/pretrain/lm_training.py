@@ -1,0 +1,368 @@
+"""The truncated-BPTT loop that trains a forward and a backward LM on streamed raw text,
+shared by `spacy lmcrf pretrain-char-lm` and `spacy lmcrf pretrain-word-lm`.
+
+The text is read in splits of batch_size x (bptt x split_windows + 1) units (characters
+or tokens); each split is cut into batch_size contiguous rows that are read window by
+window (bptt units), the LSTM states carried from one window to the next and reset at
+each split. The backward LM reads each split reversed. Every unit of the text is trained
+on in every epoch. What differs between the kinds of LM (how text is read and encoded,
+the model, the optimizer, the held-out measure) is an LMTask.
+"""
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy
+import torch
+from thinc.api import Config
+from tqdm import tqdm
+from wasabi import msg
+
+from .loop import RunClock, StopRule, append_log
+from .tensor_file import read_tensor_file, write_tensor_file
+from .text import text_files
+
+# settings a resumed run may change (how long to go on); the others must match the checkpoint
+RESUMABLE_CHANGES = ("eval_every", "max_steps", "max_epochs", "max_minutes", "patience")
+LOOP_SETTINGS = ("bptt", "batch_size", "split_windows", "eval_every")
+CHECKPOINT = "checkpoint.msgpack"
+LOG = "log.jsonl"
+State = Tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class LMTask:
+    """What one kind of LM pretraining brings to the shared loop.
+
+    metric (str): the held-out measure's name in the log ("bpc", "ppl").
+    unit (str): what the text is counted in ("chars", "tokens").
+    from_nats (Callable[[float], float]): mean nats per unit -> the measure.
+    combine (Callable[[float, float], float]): the forward and backward measures -> one
+        (the best model is the lowest).
+    best_file (str), last_file (str): the model files written in the output directory.
+    dev_budget (str): the [corpus] setting that caps the held-out units (0 = all).
+    read_splits (Callable[[List[Path], int], Iterator[Sequence]]): files and a size in
+        units -> consecutive pieces of the text (a str, or a list of tokens).
+    build_model (Callable[[settings, train files], model]): a new model (its vocabulary
+        counted from the training files).
+    model_from_meta (Callable[[meta, source], model]): an empty model from its metadata.
+    encode (Callable[[model, piece], numpy.ndarray]): a piece of text -> int64 ids.
+    make_optimizer (Callable[[parameters, training settings], torch.optim.Optimizer]).
+    describe (Callable[[model, settings], str]): a line about a new model.
+    """
+
+    metric: str
+    unit: str
+    from_nats: Callable[[float], float]
+    combine: Callable[[float, float], float]
+    best_file: str
+    last_file: str
+    dev_budget: str
+    read_splits: Callable[[List[Path], int], Iterator[Sequence]]
+    build_model: Callable[[Dict[str, Any], List[Path]], torch.nn.Module]
+    model_from_meta: Callable[[Dict[str, Any], str], torch.nn.Module]
+    encode: Callable[[torch.nn.Module, Sequence], numpy.ndarray]
+    make_optimizer: Callable[[Any, Dict[str, Any]], torch.optim.Optimizer]
+    describe: Callable[[torch.nn.Module, Dict[str, Any]], str]
+
+
+def check_loop_settings(settings: Dict[str, Any], source: str) -> None:
+    if not settings["corpus"]["train"]:
+        raise ValueError(f"{source}: [corpus] train is not set: give the training text (--paths.train PATH)")
+    training = settings["training"]
+    for key in LOOP_SETTINGS:
+        if training[key] < 1:
+            raise ValueError(f"{source}: [training] {key} must be positive, got {training[key]}")
+
+
+def split_size(training: Dict[str, Any]) -> int:
+    """Units per split: batch_size rows of split_windows windows, plus the last target."""
+    return training["batch_size"] * (training["bptt"] * training["split_windows"] + 1)
+
+
+def rows_of(ids: numpy.ndarray, batch_size: int) -> List[numpy.ndarray]:
+    """A split's ids as (rows, n) arrays of contiguous text: batch_size rows (fewer for a
+    short split), plus one row for what is left over, so no unit is left out."""
+    n_rows = max(1, min(batch_size, len(ids) // 2))
+    n = len(ids) // n_rows
+    blocks = [ids[: n_rows * n].reshape(n_rows, n)]
+    if len(ids) - n_rows * n >= 2:
+        blocks.append(ids[n_rows * n :].reshape(1, -1))
+    return blocks
+
+
+def windows(n: int, bptt: int) -> List[Tuple[int, int]]:
+    """(start, end) of the input windows of a row of n units (targets one step on)."""
+    return [(start, min(start + bptt, n - 1)) for start in range(0, n - 1, bptt)]
+
+
+def detach(state: Optional[State]) -> Optional[State]:
+    return None if state is None else (state[0].detach(), state[1].detach())
+
+
+def lm_loss(lm: torch.nn.Module, rows: torch.Tensor, start: int, end: int, state: Optional[State]):
+    """Summed cross-entropy (nats) of predicting rows[:, start+1:end+1] from rows[:, start:end]."""
+    outputs, state = lm(rows[:, start:end], state)
+    return lm.summed_loss(outputs, rows[:, start + 1 : end + 1]), state
+
+
+@torch.no_grad()
+def evaluate_lms(task: LMTask, model, files: List[Path], settings: Dict[str, Any], device: torch.device) -> Dict[str, float]:
+    """The held-out measure of each LM (on at most corpus[task.dev_budget] units)."""
+    training, corpus = settings["training"], settings["corpus"]
+    was_training = model.training
+    model.eval()
+    totals = {"forward": 0.0, "backward": 0.0}
+    n_units = 0
+    budget = corpus[task.dev_budget] or math.inf
+    for piece in task.read_splits(files, split_size(training)):
+        if n_units >= budget:
+            break
+        piece = piece[: int(min(len(piece), budget - n_units))]
+        ids = task.encode(model, piece)
+        for direction, lm, seq in (("forward", model.forward_lm, ids), ("backward", model.backward_lm, ids[::-1].copy())):
+            for block in rows_of(seq, training["batch_size"]):
+                rows = torch.from_numpy(block).to(device)
+                state = None
+                for start, end in windows(rows.shape[1], training["bptt"]):
+                    loss, state = lm_loss(lm, rows, start, end, state)
+                    totals[direction] += float(loss)
+        n_units += sum(block.shape[0] * (block.shape[1] - 1) for block in rows_of(ids, training["batch_size"]))
+    model.train(was_training)
+    if n_units == 0:
+        raise ValueError("the held-out text is empty")
+    forward, backward = (task.from_nats(totals[d] / n_units) for d in ("forward", "backward"))
+    return {f"dev_{task.metric}_forward": forward, f"dev_{task.metric}_backward": backward,
+            f"dev_{task.metric}": task.combine(forward, backward), f"dev_{task.unit}": n_units}
+
+
+def config_fingerprint(settings: Dict[str, Any]) -> Dict[str, Any]:
+    training = {k: v for k, v in settings["training"].items() if k not in RESUMABLE_CHANGES}
+    corpus = {k: v for k, v in settings["corpus"].items() if k != "dev"}
+    return {"model": settings["model"], "corpus": {k: str(v) for k, v in corpus.items()},
+            "training": training, "seed": settings["seed"]}
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+    """An optimizer's state as named tensors plus msgpack-able metadata."""
+    state = optimizer.state_dict()
+    tensors, kinds = {}, {}
+    for index, entry in state["state"].items():
+        for key, value in entry.items():
+            name = f"optimizer.{index}.{key}"
+            if isinstance(value, torch.Tensor):
+                tensors[name] = value
+            else:
+                kinds[name] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": kinds}
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]) -> None:
+    state: Dict[int, Dict[str, Any]] = {}
+    for name, value in list(tensors.items()) + list(meta["scalars"].items()):
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    groups = meta["param_groups"]
+    for group in groups:
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def pretrain_lms(
+    task: LMTask,
+    settings: Dict[str, Any],
+    output_dir: Union[str, Path],
+    *,
+    resume: bool = False,
+    gpu_id: int = -1,
+    show_progress: bool = True,
+) -> Dict[str, Any]:
+    """Train (or, with resume, go on training) the forward and backward LMs of settings
+    in output_dir: task.best_file (best held-out measure, or the last model without dev
+    text), task.last_file, checkpoint.msgpack (everything a resume needs) and log.jsonl.
+    Returns the final record of the log."""
+    metric, unit = task.metric, task.unit
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--gpu-id {gpu_id}: torch sees no CUDA device")
+    train_files = text_files(settings["corpus"]["train"])
+    dev_files = text_files(settings["corpus"]["dev"]) if settings["corpus"]["dev"] else None
+    training = settings["training"]
+    checkpoint_path = output_dir / CHECKPOINT
+    best_key, units_key = f"best_dev_{metric}", f"train_{unit}"
+
+    saved_optimizer = None
+    if resume:
+        if not checkpoint_path.exists():
+            raise FileNotFoundError(f"--resume: there is no checkpoint at {checkpoint_path}")
+        tensors, meta = read_tensor_file(checkpoint_path)
+        if meta["fingerprint"] != config_fingerprint(settings):
+            raise ValueError(
+                f"--resume: the config differs from the checkpoint's in more than "
+                f"{', '.join(RESUMABLE_CHANGES)}; start a new output directory instead"
+            )
+        model = task.model_from_meta(meta["model"], str(checkpoint_path))
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        torch.set_rng_state(tensors["rng.torch"])
+        position = meta["position"]
+        states = {
+            d: (tensors[f"state.{d}.h"].to(device), tensors[f"state.{d}.c"].to(device))
+            if f"state.{d}.h" in tensors else None
+            for d in ("forward", "backward")
+        }
+        progress = meta["progress"]
+        if "optimizer" in meta:
+            saved_optimizer = (tensors, meta["optimizer"])
+        msg.info(f"Resuming at step {progress['step']} (epoch {position['epoch']}, split {position['split']})")
+    else:
+        if checkpoint_path.exists():
+            raise FileExistsError(
+                f"{output_dir} already holds a run ({CHECKPOINT}): use --resume to go on, "
+                "or another output directory"
+            )
+        random.seed(settings["seed"])
+        numpy.random.seed(settings["seed"])
+        torch.manual_seed(settings["seed"])
+        msg.info(f"Counting the {unit} of {len(train_files)} file(s)")
+        model = task.build_model(settings, train_files)
+        position = {"epoch": 0, "split": 0, "window": 0, "block": 0}
+        states = {"forward": None, "backward": None}
+        progress = {"step": 0, "seconds": 0.0, units_key: 0, best_key: None, "evals_since_best": 0}
+        msg.info(task.describe(model, settings))
+    model.to(device)
+    model.train()
+    optimizer = task.make_optimizer(model.parameters(), training)
+    if saved_optimizer is not None:
+        load_optimizer_state(optimizer, *saved_optimizer)
+    stop_rule = StopRule(training["max_steps"], training["max_epochs"], training["max_minutes"], training["patience"])
+    clock = RunClock(progress["seconds"])
+    log_path = output_dir / LOG
+    running = {"forward": 0.0, "backward": 0.0, "units": 0}
+
+    def provenance() -> Dict[str, Any]:
+        return {"step": progress["step"], "epoch": position["epoch"], "seconds": round(clock.seconds, 1),
+                units_key: progress[units_key], "train_files": [str(f) for f in train_files]}
+
+    def save_checkpoint() -> None:
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        tensors["rng.torch"] = torch.get_rng_state()
+        for direction, state in states.items():
+            if state is not None:
+                tensors[f"state.{direction}.h"], tensors[f"state.{direction}.c"] = state
+        optim_tensors, optim_meta = optimizer_tensors(optimizer)
+        tensors.update(optim_tensors)
+        progress["seconds"] = clock.seconds
+        meta = {"fingerprint": config_fingerprint(settings), "model": model.meta(), "position": position,
+                "progress": progress, "optimizer": optim_meta}
+        write_tensor_file(checkpoint_path, tensors, meta)
+
+    def evaluate() -> Dict[str, Any]:
+        record: Dict[str, Any] = {"event": "evaluate", **provenance()}
+        if running["units"]:
+            record[f"train_{metric}_forward"] = task.from_nats(running["forward"] / running["units"])
+            record[f"train_{metric}_backward"] = task.from_nats(running["backward"] / running["units"])
+        running.update(forward=0.0, backward=0.0, units=0)
+        if dev_files is not None:
+            record.update(evaluate_lms(task, model, dev_files, settings, device))
+            best = progress[best_key]
+            if best is None or record[f"dev_{metric}"] < best:
+                progress[best_key] = record[f"dev_{metric}"]
+                progress["evals_since_best"] = 0
+                model.save(output_dir / task.best_file, **provenance(), **{f"dev_{metric}": record[f"dev_{metric}"]})
+            else:
+                progress["evals_since_best"] += 1
+        else:
+            model.save(output_dir / task.best_file, **provenance())
+        model.save(output_dir / task.last_file, **provenance())
+        append_log(log_path, record)
+        save_checkpoint()
+        return record
+
+    def describe(record: Dict[str, Any]) -> str:
+        parts = [f"step {record['step']}", f"epoch {record['epoch']}", f"{record['seconds']:.0f}s"]
+        if f"train_{metric}_forward" in record:
+            parts.append(f"train {metric} {record[f'train_{metric}_forward']:.3f}/{record[f'train_{metric}_backward']:.3f}")
+        if f"dev_{metric}" in record:
+            parts.append(f"dev {metric} {record[f'dev_{metric}_forward']:.3f}/{record[f'dev_{metric}_backward']:.3f} (fwd/bwd)")
+        return ", ".join(parts)
+
+    def stop_reason() -> Optional[str]:
+        return stop_rule.reason(step=progress["step"], epoch=position["epoch"], seconds=clock.seconds,
+                                evals_since_best=progress["evals_since_best"])
+
+    bar = tqdm(total=training["max_steps"] or None, initial=progress["step"], disable=not show_progress,
+               unit="step", dynamic_ncols=True)
+    last_record: Dict[str, Any] = {}
+    stop = stop_reason()
+    while stop is None:
+        for split_index, piece in enumerate(task.read_splits(train_files, split_size(training))):
+            if split_index < position["split"]:
+                continue
+            ids = task.encode(model, piece)
+            blocks = {"forward": rows_of(ids, training["batch_size"]),
+                      "backward": rows_of(ids[::-1].copy(), training["batch_size"])}
+            for block_index in range(len(blocks["forward"])):
+                if block_index < position["block"]:
+                    continue
+                rows = {d: torch.from_numpy(blocks[d][block_index]).to(device) for d in blocks}
+                spans = windows(rows["forward"].shape[1], training["bptt"])
+                for window_index, (start, end) in enumerate(spans):
+                    if window_index < position["window"]:
+                        continue
+                    optimizer.zero_grad()
+                    n_units = rows["forward"].shape[0] * (end - start)
+                    for direction, lm in (("forward", model.forward_lm), ("backward", model.backward_lm)):
+                        loss, state = lm_loss(lm, rows[direction], start, end, states[direction])
+                        (loss / n_units).backward()
+                        states[direction] = detach(state)
+                        running[direction] += float(loss.detach())
+                        torch.nn.utils.clip_grad_norm_(lm.parameters(), training["grad_clip"])
+                    optimizer.step()
+                    running["units"] += n_units
+                    progress[units_key] += n_units
+                    progress["step"] += 1
+                    position["window"] = window_index + 1
+                    bar.update(1)
+                    if running["units"]:
+                        mean_nats = (running["forward"] + running["backward"]) / 2 / running["units"]
+                        bar.set_postfix(
+                            **{metric: f"{task.from_nats(mean_nats):.3f}",
+                               f"{unit}_per_s": f"{progress[units_key] / max(clock.seconds, 1e-9):,.0f}"},
+                            refresh=False,
+                        )
+                    if progress["step"] % training["eval_every"] == 0:
+                        last_record = evaluate()
+                        bar.write(describe(last_record))
+                    stop = stop_reason()
+                    if stop is not None:
+                        break
+                if stop is not None:
+                    break
+                position.update(block=block_index + 1, window=0)
+                states = {"forward": None, "backward": None}
+            if stop is not None:
+                break
+            position.update(split=split_index + 1, block=0, window=0)
+        else:
+            position.update(epoch=position["epoch"] + 1, split=0, block=0, window=0)
+            if progress["step"] == 0:
+                raise ValueError(f"the training text has fewer than 2 {unit}: nothing to train on")
+            stop = stop_reason()
+    bar.close()
+    if not last_record or last_record["step"] != progress["step"]:
+        last_record = evaluate()
+        msg.info(describe(last_record))
+    end = {"event": "end", "reason": stop, **provenance(), best_key: progress[best_key]}
+    append_log(log_path, end)
+    msg.good(f"Stopped by {stop}; saved {output_dir / task.best_file}")
+    return {**last_record, **end}
+
+
+def settings_seed(config: Union[Config, Dict[str, Any]]) -> int:
+    return int((config.get("system") or {}).get("seed", 0) or 0)
