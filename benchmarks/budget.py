@@ -21,12 +21,17 @@ Any other `--section.key value` option is passed to `spacy train` as a config
 override. --train and --dev go to [paths] train and dev, or to the variables named by
 --train-var and --dev-var (a joint-training config has one pair per task, e.g.
 ner_train / ner_dev); --corpus tags the evaluation docs with a corpus name (the
-language of a cross-lingual pipeline, whose heads annotate only their own). Then OUTPUT_DIR/model-best is evaluated on dev and test with
+language of a cross-lingual pipeline, whose heads annotate only their own).
+
+Then OUTPUT_DIR/model-best and model-last are scored on dev and the better one
+(model-best on a tie) on test, because the budget ends between two dev
+evaluations and the steps after the last one are only in model-last; scoring is
 spacy_lmcrf.evaluate (conlleval counting on the gold tokens, cross-checked with
-spaCy's Scorer), into OUTPUT_DIR/eval/{dev,test}.{json,conll.txt}. The summary
+spaCy's Scorer), into OUTPUT_DIR/eval/{split}.{model}.{json,conll.txt}. The summary
 JSON (default OUTPUT_DIR/summary.json) holds the config, budget, seed, steps and
-seconds reached, best dev score seen during training, dev and test F1 (accuracy
-for --kind tags) of model-best, the learning curve (dev score against seconds)
+seconds reached, best dev score seen during training, the dev score of each
+candidate and which was selected, dev and test F1 (accuracy for --kind tags) of
+the selected model, the learning curve (dev score against seconds)
 and where and when it ran.
 """
 import argparse
@@ -180,22 +185,33 @@ def run(args: argparse.Namespace, overrides: Sequence[str]) -> Dict[str, Any]:
     result = subprocess.run(command)
     if result.returncode != 0:
         raise RuntimeError(f"spacy train exited with status {result.returncode}")
-    metrics = {}
-    for split, data in (("dev", args.dev), ("test", args.test)):
-        metrics[split] = evaluate(
-            output_dir / "model-best", data, output_dir / "eval" / f"{split}.conll.txt",
+    def score(model: str, split: str, data: Path) -> Dict[str, Any]:
+        metrics = evaluate(
+            output_dir / model, data, output_dir / "eval" / f"{split}.{model}.conll.txt",
             kind=args.kind, spans_key=args.spans_key, gpu_id=args.gpu_id, corpus=args.corpus,
         )
-        write_json(output_dir / "eval" / f"{split}.json", metrics[split])
-        if not metrics[split]["spacy_scorer_agrees"]:
-            raise ValueError(f"{split}: spaCy's Scorer disagrees with conlleval: "
-                             + "; ".join(metrics[split]["disagreements"]))
+        if not metrics["spacy_scorer_agrees"]:
+            raise ValueError(f"{model} on {split}: spaCy's Scorer disagrees with conlleval: "
+                             + "; ".join(metrics["disagreements"]))
+        write_json(output_dir / "eval" / f"{split}.{model}.json", metrics)
+        return metrics
+
+    # The budget ends between two dev evaluations: the steps after the last one are
+    # only in model-last. Both are scored on dev; the better one is scored on test.
+    candidates = {"model-best": score("model-best", "dev", args.dev)}
+    if (output_dir / "model-last").exists():
+        candidates["model-last"] = score("model-last", "dev", args.dev)
+    metric = "accuracy" if args.kind == "tags" else "f1"
+    selected = max(candidates, key=lambda name: (candidates[name][metric], name == "model-best"))
+    metrics = {"dev": candidates[selected], "test": score(selected, "test", args.test)}
     summary = summarize(
         name=args.name or args.config.stem, config_path=args.config,
         budget_minutes=args.budget_minutes, seed=args.seed, overrides=overrides,
         records=read_log(log_path), dev=metrics["dev"], test=metrics["test"], kind=args.kind,
         started=started,
     )
+    summary["selected_model"] = selected
+    summary["dev_by_model"] = {name: m[metric] for name, m in candidates.items()}
     write_json(args.summary or output_dir / "summary.json", summary)
     return summary
 

@@ -72,7 +72,11 @@ def test_budget_run_stops_and_summarizes(tmp_path, sample_corpus):
     assert summary["dev"]["spacy_scorer_agrees"] and summary["test"]["spacy_scorer_agrees"]
     assert summary["dev_f1"] == summary["dev"]["f1"] == summary["test_f1"]
     assert "--training.eval_frequency" in summary["overrides"]
-    for name in ("model-best", "model-last", "log.jsonl", "config.budget.cfg", "eval/dev.conll.txt", "eval/test.json"):
+    assert set(summary["dev_by_model"]) == {"model-best", "model-last"}
+    assert summary["dev_f1"] == max(summary["dev_by_model"].values())
+    selected = summary["selected_model"]
+    for name in ("model-best", "model-last", "log.jsonl", "config.budget.cfg", "eval/dev.model-best.conll.txt",
+                 "eval/dev.model-last.json", f"eval/test.{selected}.json"):
         assert (out / name).exists(), name
     config = (out / "config.budget.cfg").read_text()
     assert "spacy_lmcrf.stop_after_minutes.v1" in config and "spacy_lmcrf.TimedLogger.v1" in config
