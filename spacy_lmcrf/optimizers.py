@@ -13,7 +13,36 @@ from .callbacks import TrainingScheduleDone
 from .dev_scores import DevScoreListener, register_listener
 
 
-class MomentumSGD(Optimizer):
+class StepRuleOptimizer(Optimizer):
+    """Thinc's per-parameter bookkeeping (L2, per-tensor clipping, zeroing the gradient,
+    parameter averages) around a subclass's update direction: w -= lr * direction."""
+
+    __slots__: List[str] = []
+
+    def direction(self, key, gradient: FloatsXd, ops) -> FloatsXd:
+        raise NotImplementedError
+
+    def __call__(self, key, weights: FloatsXd, gradient: FloatsXd, *, lr_scale: float = 1.0):
+        if len(gradient) < 1:
+            return weights, gradient
+        ops = get_array_ops(weights)
+        self.nr_update[key] += 1
+        if self.L2 != 0 and not self.L2_is_weight_decay:
+            gradient += self.L2 * weights
+        if self.grad_clip:
+            gradient = ops.clip_gradient(gradient, self.grad_clip)
+        weights -= lr_scale * self.learn_rate * self.direction(key, gradient, ops)
+        if self.L2 != 0 and self.L2_is_weight_decay:
+            weights -= lr_scale * self.learn_rate * self.L2 * weights
+        gradient *= 0
+        if self.averages is not None:
+            if key not in self.averages:
+                self.averages[key] = ops.alloc(weights.shape, dtype="float32")
+            ops.update_averages(self.averages[key], weights, self.nr_update[key])
+        return weights, gradient
+
+
+class MomentumSGD(StepRuleOptimizer):
     """SGD with (optionally Nesterov) momentum, in PyTorch's formulation:
     v = momentum * v + g; w -= lr * v (Nesterov: w -= lr * (g + momentum * v)).
 
@@ -30,33 +59,16 @@ class MomentumSGD(Optimizer):
         self.nesterov = nesterov
         self.grad_norm_clip = grad_norm_clip
 
-    def __call__(self, key, weights: FloatsXd, gradient: FloatsXd, *, lr_scale: float = 1.0):
-        if len(gradient) < 1:
-            return weights, gradient
-        ops = get_array_ops(weights)
-        self.nr_update[key] += 1
-        if self.L2 != 0 and not self.L2_is_weight_decay:
-            gradient += self.L2 * weights
-        if self.grad_clip:
-            gradient = ops.clip_gradient(gradient, self.grad_clip)
-        step = gradient
-        if self.momentum:
-            velocity = self.mom1.get(key)
-            if velocity is None:
-                velocity = self.mom1[key] = gradient.copy()
-            else:
-                velocity *= self.momentum
-                velocity += gradient
-            step = gradient + self.momentum * velocity if self.nesterov else velocity
-        weights -= lr_scale * self.learn_rate * step
-        if self.L2 != 0 and self.L2_is_weight_decay:
-            weights -= lr_scale * self.learn_rate * self.L2 * weights
-        gradient *= 0
-        if self.averages is not None:
-            if key not in self.averages:
-                self.averages[key] = ops.alloc(weights.shape, dtype="float32")
-            ops.update_averages(self.averages[key], weights, self.nr_update[key])
-        return weights, gradient
+    def direction(self, key, gradient: FloatsXd, ops) -> FloatsXd:
+        if not self.momentum:
+            return gradient
+        velocity = self.mom1.get(key)
+        if velocity is None:
+            velocity = self.mom1[key] = gradient.copy()
+        else:
+            velocity *= self.momentum
+            velocity += gradient
+        return gradient + self.momentum * velocity if self.nesterov else velocity
 
 
 @registry.optimizers("spacy_lmcrf.SGD.v1")
@@ -94,7 +106,7 @@ def SGD_momentum(
     )
 
 
-class Adagrad(Optimizer):
+class Adagrad(StepRuleOptimizer):
     """AdaGrad (Duchi et al. 2011) in PyTorch's formulation: s += g * g;
     w -= lr * g / (sqrt(s) + eps), the accumulator starting at initial_accumulator.
 
@@ -109,28 +121,12 @@ class Adagrad(Optimizer):
         self.initial_accumulator = initial_accumulator
         self.grad_norm_clip = grad_norm_clip
 
-    def __call__(self, key, weights: FloatsXd, gradient: FloatsXd, *, lr_scale: float = 1.0):
-        if len(gradient) < 1:
-            return weights, gradient
-        ops = get_array_ops(weights)
-        self.nr_update[key] += 1
-        if self.L2 != 0 and not self.L2_is_weight_decay:
-            gradient += self.L2 * weights
-        if self.grad_clip:
-            gradient = ops.clip_gradient(gradient, self.grad_clip)
+    def direction(self, key, gradient: FloatsXd, ops) -> FloatsXd:
         accumulator = self.mom2.get(key)
         if accumulator is None:
             accumulator = self.mom2[key] = ops.xp.full_like(gradient, self.initial_accumulator)
         accumulator += gradient * gradient
-        weights -= lr_scale * self.learn_rate * gradient / (ops.xp.sqrt(accumulator) + self.eps)
-        if self.L2 != 0 and self.L2_is_weight_decay:
-            weights -= lr_scale * self.learn_rate * self.L2 * weights
-        gradient *= 0
-        if self.averages is not None:
-            if key not in self.averages:
-                self.averages[key] = ops.alloc(weights.shape, dtype="float32")
-            ops.update_averages(self.averages[key], weights, self.nr_update[key])
-        return weights, gradient
+        return gradient / (ops.xp.sqrt(accumulator) + self.eps)
 
 
 @registry.optimizers("spacy_lmcrf.Adagrad.v1")
