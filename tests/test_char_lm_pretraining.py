@@ -16,6 +16,7 @@ from thinc.api import Config
 from spacy_lmcrf.pretrain.char_lm import BiCharLM
 from spacy_lmcrf.pretrain.char_lm_training import pretrain_char_lm, rows_of, windows
 from spacy_lmcrf.pretrain.char_vocab import CharVocab
+from spacy_lmcrf.pretrain.lm_training import interleaved_splits
 from spacy_lmcrf.pretrain.tensor_file import read_tensor_file, tensors_from_bytes, write_tensor_file
 from spacy_lmcrf.pretrain.text import read_chunks, read_lines, text_files
 
@@ -77,6 +78,47 @@ def test_read_chunks_yields_every_character_once(text_dir):
     chunks = list(read_chunks(files, 97))
     assert "".join(chunks) == text
     assert all(len(c) == 97 for c in chunks[:-1]) and 0 < len(chunks[-1]) <= 97
+
+
+def corpus_files(tmp_path, sizes):
+    (tmp_path / "text").mkdir()
+    files = []
+    for name, n_lines in zip("abcdefgh", sizes):
+        path = tmp_path / "text" / f"{name}.txt"
+        path.write_text("".join(f"{name * 9}\n" for _ in range(n_lines)), encoding="utf8")
+        files.append(path)
+    return files
+
+
+def test_interleaved_splits_mix_the_files_and_keep_every_character(tmp_path):
+    files = corpus_files(tmp_path, [300, 100])
+    splits = list(interleaved_splits(read_chunks, files, 50, seed="0:0"))
+    for path in files:
+        own = [s for s in splits if s[0] == path.name[0]]
+        assert "".join(own) == path.read_text(encoding="utf8")  # each file whole, in its order
+    assert all(len(set(s)) == 2 for s in splits)  # a split never straddles two files
+    first_half = "".join(splits[: len(splits) // 2])
+    assert "a" in first_half and "b" in first_half  # the small file is not left to the end
+    assert splits == list(interleaved_splits(read_chunks, files, 50, seed="0:0"))
+    assert splits != list(interleaved_splits(read_chunks, files, 50, seed="0:1"))
+
+
+def test_interleaved_splits_bound_the_open_files(tmp_path):
+    files = corpus_files(tmp_path, [20, 30, 10, 40, 25])
+    splits = list(interleaved_splits(read_chunks, files, 30, seed=3, max_open=2))
+    assert sorted("".join(splits)) == sorted("".join(p.read_text(encoding="utf8") for p in files))
+
+
+def test_interleave_files_can_be_switched_off_and_is_checked(tmp_path):
+    corpus_files(tmp_path, [60, 60])
+    record = pretrain_char_lm(
+        tiny_config(tmp_path / "text", None, max_steps=3, interleave_files=False), tmp_path / "out",
+        show_progress=False,
+    )
+    assert record["step"] == 3
+    with pytest.raises(ValueError, match="interleave_files must be true or false"):
+        pretrain_char_lm(tiny_config(tmp_path / "text", None, interleave_files="yes"), tmp_path / "out2",
+                         show_progress=False)
 
 
 def test_not_utf8_is_an_error_naming_file_and_line(tmp_path):
@@ -151,9 +193,11 @@ def test_epochs_cover_the_text_and_no_dev_keeps_the_last_model(text_dir):
     assert record["reason"] == "max_epochs (1)"
     files = text_files(text_dir / "train")
     # every character is an input except the last one of each row (it is only a target)
+    # each file is cut into its own splits (interleave_files), so count file by file
     expected = sum(
         block.shape[0] * (block.shape[1] - 1)
-        for chunk in read_chunks(files, 4 * (20 * 5 + 1))
+        for path in files
+        for chunk in read_chunks([path], 4 * (20 * 5 + 1))
         for block in rows_of(numpy.arange(len(chunk)), 4)
     )
     assert record["train_chars"] == expected

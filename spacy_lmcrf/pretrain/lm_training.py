@@ -5,7 +5,8 @@ The text is read in splits of batch_size x (bptt x split_windows + 1) units (cha
 or tokens); each split is cut into batch_size contiguous rows that are read window by
 window (bptt units), the LSTM states carried from one window to the next and reset at
 each split. The backward LM reads each split reversed. Every unit of the text is trained
-on in every epoch. What differs between the kinds of LM (how text is read and encoded,
+on in every epoch. With several files, interleave_files (the default) draws the next
+split from a random file in proportion to its size (interleaved_splits). What differs between the kinds of LM (how text is read and encoded,
 the model, the optimizer, the held-out measure) is an LMTask.
 """
 import math
@@ -27,6 +28,7 @@ from .text import text_files
 # settings a resumed run may change (how long to go on); the others must match the checkpoint
 RESUMABLE_CHANGES = ("eval_every", "max_steps", "max_epochs", "max_minutes", "patience")
 LOOP_SETTINGS = ("bptt", "batch_size", "split_windows", "eval_every")
+MAX_OPEN_FILES = 64
 CHECKPOINT = "checkpoint.msgpack"
 LOG = "log.jsonl"
 State = Tuple[torch.Tensor, torch.Tensor]
@@ -75,11 +77,41 @@ def check_loop_settings(settings: Dict[str, Any], source: str) -> None:
     for key in LOOP_SETTINGS:
         if training[key] < 1:
             raise ValueError(f"{source}: [training] {key} must be positive, got {training[key]}")
+    if not isinstance(training["interleave_files"], bool):
+        raise ValueError(f"{source}: [training] interleave_files must be true or false, "
+                         f"got {training['interleave_files']!r}")
 
 
 def split_size(training: Dict[str, Any]) -> int:
     """Units per split: batch_size rows of split_windows windows, plus the last target."""
     return training["batch_size"] * (training["bptt"] * training["split_windows"] + 1)
+
+
+def interleaved_splits(
+    read_splits: Callable[[List[Path], int], Iterator[Sequence]],
+    files: Sequence[Path],
+    n_units: int,
+    seed: Union[int, str],
+    max_open: int = MAX_OPEN_FILES,
+) -> Iterator[Sequence]:
+    """The splits of every file, each file's in its own order, the files drawn at random
+    (seeded) in proportion to their size on disk: every stretch of an epoch mixes the
+    corpora, rather than one corpus after another (which drifts the LM from domain to
+    domain). Every unit still comes exactly once. At most max_open files are read at a
+    time; the others wait in a shuffled order."""
+    rng = random.Random(seed)
+    waiting = list(files)
+    rng.shuffle(waiting)
+    active: List[Tuple[Iterator[Sequence], int]] = []
+    while waiting or active:
+        while waiting and len(active) < max_open:
+            path = waiting.pop()
+            active.append((iter(read_splits([path], n_units)), max(path.stat().st_size, 1)))
+        index = rng.choices(range(len(active)), weights=[size for _, size in active])[0]
+        try:
+            yield next(active[index][0])
+        except StopIteration:
+            del active[index]
 
 
 def rows_of(ids: numpy.ndarray, batch_size: int) -> List[numpy.ndarray]:
@@ -301,7 +333,12 @@ def pretrain_lms(
     last_record: Dict[str, Any] = {}
     stop = stop_reason()
     while stop is None:
-        for split_index, piece in enumerate(task.read_splits(train_files, split_size(training))):
+        if training["interleave_files"]:
+            seed = f"{settings['seed']}:{position['epoch']}"
+            splits = interleaved_splits(task.read_splits, train_files, split_size(training), seed)
+        else:
+            splits = task.read_splits(train_files, split_size(training))
+        for split_index, piece in enumerate(splits):
             if split_index < position["split"]:
                 continue
             ids = task.encode(model, piece)

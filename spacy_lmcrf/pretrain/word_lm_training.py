@@ -40,6 +40,7 @@ TRAINING_DEFAULTS = {
     "max_epochs": 0,
     "max_minutes": 0,
     "patience": 0,
+    "interleave_files": True,
 }
 OPTIMIZERS = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}
 
