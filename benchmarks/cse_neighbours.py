@@ -9,7 +9,8 @@ no tagger). For one occurrence of the word per gold entity type (and one outside
 entity, if there is one), the --k tokens with the most similar embedding (cosine), other
 than the word itself, are listed with their contexts. The last column counts how many of
 the neighbours carry the same gold entity type as the occurrence: the LM was never shown
-a label, so agreement means the context alone separates the senses.
+a label, so agreement means the context alone separates the senses. A last line gives the
+cosine similarity between the listed occurrences themselves: how far context moved them.
 """
 import argparse
 from pathlib import Path
@@ -82,6 +83,21 @@ def neighbours(matrix: numpy.ndarray, docs: Sequence[Doc], where: Sequence[Occur
     return found
 
 
+def occurrence_similarities(matrix: numpy.ndarray, docs: Sequence[Doc], where: Sequence[Occurrence],
+                            rows: Sequence[int], word: str) -> str:
+    """How much context moved the word's embedding: the cosine similarity of each pair of
+    the listed occurrences (1.000 means the contexts changed nothing)."""
+    types = [entity_type(docs[where[row][0]], where[row][1]) for row in rows]
+    pairs = [
+        f"{types[i]}–{types[j]} {float(matrix[rows[i]] @ matrix[rows[j]]):.3f}"
+        for i in range(len(rows)) for j in range(i + 1, len(rows))
+    ]
+    if not pairs:
+        return f"Only one occurrence of {word!r} is listed, so there is no pair to compare."
+    return (f"Cosine similarity between the listed occurrences of {word!r} (1.000 = the context "
+            f"changed nothing): " + ", ".join(pairs) + ".")
+
+
 def report(lm_path: Path, corpus: Path, word: str, k: int, limit: int) -> str:
     nlp = spacy.blank("en")
     docs = list(DocBin().from_disk(corpus).get_docs(nlp.vocab))[: limit or None]
@@ -108,6 +124,7 @@ def report(lm_path: Path, corpus: Path, word: str, k: int, limit: int) -> str:
         )
         same = sum(entity_type(docs[where[n][0]], where[n][1]) == query_type for n in found)
         lines.append(f"| {context(docs[d], t)} ({query_type}) | {described} | {same}/{len(found)} |")
+    lines += ["", occurrence_similarities(matrix, docs, where, rows, word)]
     info = provenance()
     lines += ["", f"command: `{info['command']}`; commit {info['commit']}; {info['cpu']}; {info['date']}", ""]
     return "\n".join(lines)

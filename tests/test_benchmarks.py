@@ -296,3 +296,6 @@ def test_cse_neighbours_lists_one_context_per_entity_type(tmp_path):
     table = [line for line in out.read_text().splitlines() if line.startswith("| ")][1:]
     assert [line.split("**Washington**")[1].split(")")[0].split("(")[-1] for line in table] == ["LOC", "ORG", "PER"]
     assert all(line.count("<br>") == 1 and "**Washington**" not in line.split(" | ")[1] for line in table)
+    similarities = next(line for line in out.read_text().splitlines() if line.startswith("Cosine similarity"))
+    values = [float(pair.split()[-1].rstrip(".,")) for pair in similarities.split(": ")[1].split(", ")]
+    assert len(values) == 3 and all(-1.0 <= v <= 1.0 for v in values)
