@@ -45,7 +45,7 @@ def plot(tokens: List[str], matrices: Dict[str, numpy.ndarray], output: Path, *,
         ax.set_title(LAYER_NAMES.get(place, place), fontsize=10)
         fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output)
     plt.close(fig)
