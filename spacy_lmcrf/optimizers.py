@@ -15,9 +15,19 @@ from .dev_scores import DevScoreListener, register_listener
 
 class StepRuleOptimizer(Optimizer):
     """Thinc's per-parameter bookkeeping (L2, per-tensor clipping, zeroing the gradient,
-    parameter averages) around a subclass's update direction: w -= lr * direction."""
+    parameter averages) around a subclass's update direction: w -= lr * direction.
 
-    __slots__: List[str] = []
+    grad_norm_clip is read by the spacy_lmcrf components, which rescale all their
+    gradients together to this global norm before the update (Thinc's own grad_clip
+    clips each tensor separately).
+    """
+
+    __slots__ = ["grad_norm_clip"]
+
+    def __init__(self, learn_rate, *, grad_norm_clip: float, **kwargs):
+        # the subclasses keep their own moments; Thinc's Adam betas stay off
+        super().__init__(learn_rate, beta1=0.0, beta2=0.0, **kwargs)
+        self.grad_norm_clip = grad_norm_clip
 
     def direction(self, key, gradient: FloatsXd, ops) -> FloatsXd:
         raise NotImplementedError
@@ -45,19 +55,14 @@ class StepRuleOptimizer(Optimizer):
 class MomentumSGD(StepRuleOptimizer):
     """SGD with (optionally Nesterov) momentum, in PyTorch's formulation:
     v = momentum * v + g; w -= lr * v (Nesterov: w -= lr * (g + momentum * v)).
-
-    grad_norm_clip is read by the spacy_lmcrf components, which rescale all their
-    gradients together to this global norm before the update (Thinc's own grad_clip
-    clips each tensor separately).
     """
 
-    __slots__ = ["momentum", "nesterov", "grad_norm_clip"]
+    __slots__ = ["momentum", "nesterov"]
 
-    def __init__(self, learn_rate, *, momentum: float, nesterov: bool, grad_norm_clip: float, **kwargs):
-        super().__init__(learn_rate, beta1=0.0, beta2=0.0, **kwargs)
+    def __init__(self, learn_rate, *, momentum: float, nesterov: bool, **kwargs):
+        super().__init__(learn_rate, **kwargs)
         self.momentum = momentum
         self.nesterov = nesterov
-        self.grad_norm_clip = grad_norm_clip
 
     def direction(self, key, gradient: FloatsXd, ops) -> FloatsXd:
         if not self.momentum:
@@ -109,17 +114,14 @@ def SGD_momentum(
 class Adagrad(StepRuleOptimizer):
     """AdaGrad (Duchi et al. 2011) in PyTorch's formulation: s += g * g;
     w -= lr * g / (sqrt(s) + eps), the accumulator starting at initial_accumulator.
-
-    grad_norm_clip is read by the spacy_lmcrf components, as for MomentumSGD.
     """
 
-    __slots__ = ["eps", "initial_accumulator", "grad_norm_clip"]
+    __slots__ = ["eps", "initial_accumulator"]
 
-    def __init__(self, learn_rate, *, eps: float, initial_accumulator: float, grad_norm_clip: float, **kwargs):
-        super().__init__(learn_rate, beta1=0.0, beta2=0.0, **kwargs)
+    def __init__(self, learn_rate, *, eps: float, initial_accumulator: float, **kwargs):
+        super().__init__(learn_rate, **kwargs)
         self.eps = eps
         self.initial_accumulator = initial_accumulator
-        self.grad_norm_clip = grad_norm_clip
 
     def direction(self, key, gradient: FloatsXd, ops) -> FloatsXd:
         accumulator = self.mom2.get(key)

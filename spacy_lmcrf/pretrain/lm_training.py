@@ -6,8 +6,9 @@ or tokens); each split is cut into batch_size contiguous rows that are read wind
 window (bptt units), the LSTM states carried from one window to the next and reset at
 each split. The backward LM reads each split reversed. Every unit of the text is trained
 on in every epoch. With several files, interleave_files (the default) draws the next
-split from a random file in proportion to its size (interleaved_splits). What differs between the kinds of LM (how text is read and encoded,
-the model, the optimizer, the held-out measure) is an LMTask.
+split from a random file in proportion to its size (interleaved_splits). What differs
+between the kinds of LM (how text is read and encoded, the model, the optimizer, the
+held-out measure) is an LMTask.
 """
 import math
 import random
