@@ -11,13 +11,10 @@ from spacy.tokens import DocBin
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, resolve_dot_names
 
-from spacy_lmcrf.conll import convert
-
-from .util import chunk_examples, tag_examples
+from .util import chunk_examples, convert_ner_sample, tag_examples
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = ROOT / "configs"
-SAMPLE = ROOT / "assets" / "conll03_sample"
 
 TINY = {
     "char_dim": 8,
@@ -36,10 +33,7 @@ def _tiny_overrides(component: str, **paths) -> dict:
 
 @pytest.fixture(scope="module")
 def ner_corpus(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("corpus")
-    convert(SAMPLE / "train.iob", tmp / "train.spacy", task="ner", scheme="IOB1")
-    convert(SAMPLE / "dev.iob", tmp / "dev.spacy", task="ner", scheme="IOB1")
-    return tmp
+    return convert_ner_sample(tmp_path_factory.mktemp("corpus"), prefix="")
 
 
 def _write(examples, path):

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy.cli.debug_config import debug_config
-from spacy.tokens import DocBin
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, resolve_dot_names
 
-from .util import chunk_examples, ner_examples, save_tiny_char_lm, tag_examples
+from .util import chunk_examples, ner_examples, save_tiny_char_lm, tag_examples, write_task_corpora
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = ROOT / "configs"
@@ -31,9 +30,7 @@ HEADS = {
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("flair")
-    nlp = spacy.blank("en")
-    for task, (_, make_examples) in TASKS.items():
-        DocBin(docs=[eg.reference for eg in make_examples(nlp)]).to_disk(tmp / f"{task}.spacy")
+    write_task_corpora(tmp, {task: make_examples for task, (_, make_examples) in TASKS.items()})
     save_tiny_char_lm(tmp / "char_lm.msgpack", HIDDEN)
     return tmp
 

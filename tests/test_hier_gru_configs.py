@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy.cli.debug_config import debug_config
-from spacy.tokens import DocBin
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, resolve_dot_names
 
 from spacy_lmcrf.corpus import create_task_batcher, create_task_corpora
 
-from .util import chunk_examples, ner_examples, tag_examples
+from .util import chunk_examples, ner_examples, tag_examples, write_task_corpora
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = ROOT / "configs"
@@ -34,12 +33,9 @@ HEAD_OF = {"pos": "lm_crf_tagger", "chunk": "lm_crf_spans", "ner": "lm_crf_ner"}
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("data")
-    nlp = spacy.blank("en")
-    makers = {"ner": ner_examples, "pos": tag_examples, "chunk": chunk_examples}
-    for task, make in makers.items():
-        DocBin(docs=[eg.reference for eg in make(nlp)]).to_disk(tmp / f"{task}.spacy")
-    return tmp
+    return write_task_corpora(
+        tmp_path_factory.mktemp("data"), {"ner": ner_examples, "pos": tag_examples, "chunk": chunk_examples}
+    )
 
 
 def _single_overrides(name, data):

@@ -9,17 +9,13 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy.cli.debug_config import debug_config
-from spacy.tokens import DocBin
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, resolve_dot_names
 
-from spacy_lmcrf.conll import convert
-
-from .util import chunk_examples, ner_examples, tag_examples
+from .util import chunk_examples, convert_ner_sample, ner_examples, tag_examples, write_task_corpora
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = ROOT / "configs"
-SAMPLE = ROOT / "assets" / "conll03_sample"
 
 TASKS = {
     "ner": ("lm_crf_ner", ner_examples),
@@ -47,12 +43,8 @@ def _overrides(component: str, settings: dict, **paths) -> dict:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("data")
-    nlp = spacy.blank("en")
-    for task, (_, make_examples) in TASKS.items():
-        DocBin(docs=[eg.reference for eg in make_examples(nlp)]).to_disk(tmp / f"{task}.spacy")
-    convert(SAMPLE / "train.iob", tmp / "sample_train.spacy", task="ner", scheme="IOB1")
-    convert(SAMPLE / "dev.iob", tmp / "sample_dev.spacy", task="ner", scheme="IOB1")
-    return tmp
+    write_task_corpora(tmp, {task: make_examples for task, (_, make_examples) in TASKS.items()})
+    return convert_ner_sample(tmp)
 
 
 @pytest.mark.parametrize("task", TASKS)

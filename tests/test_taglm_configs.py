@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy.cli.debug_config import debug_config
-from spacy.tokens import DocBin
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, registry, resolve_dot_names
 
 from spacy_lmcrf.dev_scores import claim_listeners, publish_dev_score
 from spacy_lmcrf.optimizers import DropAfterBestDevSchedule
 
-from .util import chunk_examples, ner_examples, save_tiny_word_lm
+from .util import chunk_examples, ner_examples, save_tiny_word_lm, write_task_corpora
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = ROOT / "configs"
@@ -27,9 +26,7 @@ TASKS = {"ner": ("lm_crf_ner", ner_examples), "chunk": ("lm_crf_spans", chunk_ex
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("taglm")
-    nlp = spacy.blank("en")
-    for task, (_, make_examples) in TASKS.items():
-        DocBin(docs=[eg.reference for eg in make_examples(nlp)]).to_disk(tmp / f"{task}.spacy")
+    write_task_corpora(tmp, {task: make_examples for task, (_, make_examples) in TASKS.items()})
     save_tiny_word_lm(tmp / "word_lm.msgpack", PROJECTION)
     return tmp
 

@@ -1,9 +1,10 @@
 """Small pipelines and training data shared by the component tests."""
-from typing import Dict, List, Optional
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
 
 import spacy
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 from thinc.api import Adam
 
@@ -59,6 +60,24 @@ def chunk_examples(nlp: Language, key: str = "chunks") -> List[Example]:
         ref.spans[key] = [Span(ref, s, e, label=l) for s, e, l in spans]
         examples.append(Example(nlp.make_doc(text), ref))
     return examples
+
+
+def write_task_corpora(directory: Path, makers: Dict[str, Callable[[Language], List[Example]]]) -> Path:
+    """Each task's tiny examples (their references) as DIRECTORY/TASK.spacy."""
+    nlp = spacy.blank("en")
+    for task, make_examples in makers.items():
+        DocBin(docs=[eg.reference for eg in make_examples(nlp)]).to_disk(directory / f"{task}.spacy")
+    return directory
+
+
+def convert_ner_sample(directory: Path, prefix: str = "sample_") -> Path:
+    """The shipped CoNLL-2003 sample (assets/conll03_sample, IOB1) as DIRECTORY/PREFIX{train,dev}.spacy."""
+    from spacy_lmcrf.conll import convert
+
+    sample = Path(__file__).parents[1] / "assets" / "conll03_sample"
+    for split in ("train", "dev"):
+        convert(sample / f"{split}.iob", directory / f"{prefix}{split}.spacy", task="ner", scheme="IOB1")
+    return directory
 
 
 def make_nlp(factory: str, config: Optional[Dict] = None, tok2vec: Optional[Dict] = None) -> Language:
