@@ -8,8 +8,10 @@ Each ROW is TARGET:RATE:JOINT (e.g. ner:0.1:pos). Its runs are the summaries of
 benchmarks/budget.py: ROOT/TARGET_rRATE/sep/seed{seed}.json (the target alone) and
 ROOT/TARGET_rRATE/joint_JOINT/seed{seed}.json (trained with JOINT), seeds 0 .. N-1.
 The score is the test F1 (test accuracy for tags) of model-best; the table gives
-Sep, Joint (mean +/- std over seeds) and Delta = mean Joint - mean Sep, with dev
-scores and the training steps beside them in the JSON.
+Sep, Joint (mean +/- std over seeds) and Delta = mean Joint - mean Sep, the training
+steps of both, and Yang et al.'s Table 8 figures for the same row; the JSON adds the dev
+scores. A row none of whose runs exist is listed as not run; a row with some of its
+seeds missing is an error.
 """
 import argparse
 import sys
@@ -21,6 +23,29 @@ from common import provenance, read_json, write_json
 
 NAMES = {"ner": "NER", "en": "Eng", "es": "Span", "pos": "POS", "chunk": "Chunk"}
 
+# Yang et al. 2016, Table 8: (target, rate, joint task) -> (Sep., Joint, Delta). English NER
+# is "ner" whether its partner is POS or Spanish. The extracted text swaps Sep. and Joint of
+# "Span 0.3"; they are given here in the order its Delta (+0.61) implies.
+PAPER = {
+    ("es", "0.1", "ner"): (74.53, 76.52, 1.99),
+    ("es", "0.3", "ner"): (80.20, 80.81, 0.61),
+    ("ner", "0.1", "es"): (86.21, 86.51, 0.30),
+    ("ner", "0.3", "es"): (88.54, 88.79, 0.25),
+    ("ner", "0.1", "pos"): (86.21, 87.02, 0.81),
+    ("ner", "0.3", "pos"): (88.54, 89.16, 0.62),
+    ("pos", "0.1", "ner"): (96.59, 96.79, 0.20),
+    ("pos", "0.3", "ner"): (97.03, 97.14, 0.11),
+    ("chunk", "0.1", "ner"): (90.65, 91.16, 0.51),
+    ("chunk", "0.3", "ner"): (92.51, 92.87, 0.36),
+}
+
+
+def task_name(task: str, partner: str) -> str:
+    """The paper's name for a task: English NER is "Eng" beside Spanish, "NER" elsewhere."""
+    if task == "ner" and partner == "es":
+        return "Eng"
+    return NAMES.get(task, task)
+
 
 def run_files(root: Path, target: str, rate: str, setting: str, n_seeds: int) -> List[Path]:
     return [root / f"{target}_r{rate}" / setting / f"seed{seed}.json" for seed in range(n_seeds)]
@@ -29,14 +54,25 @@ def run_files(root: Path, target: str, rate: str, setting: str, n_seeds: int) ->
 def row(root: Path, spec: str, n_seeds: int) -> Dict[str, Any]:
     try:
         target, rate, joint = spec.split(":")
+        float(rate)
     except ValueError:
         raise ValueError(f"row {spec!r} is not TARGET:RATE:JOINT") from None
-    result: Dict[str, Any] = {"target": target, "rate": float(rate), "joint_task": joint}
-    for setting, folder in (("sep", "sep"), ("joint", f"joint_{joint}")):
-        summaries = [read_json(path) for path in run_files(root, target, rate, folder, n_seeds)]
+    result: Dict[str, Any] = {"target": target, "rate": float(rate), "joint_task": joint,
+                              "paper": PAPER.get((target, f"{float(rate):g}", joint))}
+    settings = (("sep", "sep"), ("joint", f"joint_{joint}"))
+    files = {setting: run_files(root, target, rate, folder, n_seeds) for setting, folder in settings}
+    present = [path for paths in files.values() for path in paths if path.exists()]
+    if not present:
+        result["not_run"] = True
+        return result
+    for setting, paths in files.items():
+        missing = [str(path) for path in paths if not path.exists()]
+        if missing:
+            raise ValueError(f"row {spec}: {len(missing)} of its runs are missing: {', '.join(missing)}")
+        summaries = [read_json(path) for path in paths]
         metric = summaries[0]["metric"]
         result[setting] = {
-            "files": [str(p) for p in run_files(root, target, rate, folder, n_seeds)],
+            "files": [str(p) for p in paths],
             "metric": metric,
             "test": mean_std([s[f"test_{metric}"] for s in summaries]),
             "dev": mean_std([s[f"dev_{metric}"] for s in summaries]),
@@ -50,15 +86,19 @@ def row(root: Path, spec: str, n_seeds: int) -> Dict[str, Any]:
 
 def markdown(rows: Sequence[Dict[str, Any]]) -> str:
     lines = [
-        "| Task | J. Task | Sep. | Joint | Delta |",
-        "|---|---|---|---|---|",
+        "| Task | J. Task | Sep. | Joint | Delta | Steps (Sep. / Joint) | Paper: Sep. / Joint / Delta |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        task = f"{NAMES.get(r['target'], r['target'])} {r['rate']:g}"
-        lines.append(
-            f"| {task} | {NAMES.get(r['joint_task'], r['joint_task'])} | {format_stat(r['sep']['test'])} "
-            f"| {format_stat(r['joint']['test'])} | {r['delta']:+.2f} |"
-        )
+        task = f"{task_name(r['target'], r['joint_task'])} {r['rate']:g}"
+        paper = "-" if r["paper"] is None else f"{r['paper'][0]:.2f} / {r['paper'][1]:.2f} / {r['paper'][2]:+.2f}"
+        if r.get("not_run"):
+            ours = "not run | not run | - | -"
+        else:
+            steps = f"{r['sep']['steps']['mean']:,.0f} / {r['joint']['steps']['mean']:,.0f}"
+            ours = (f"{format_stat(r['sep']['test'])} | {format_stat(r['joint']['test'])} "
+                    f"| {r['delta']:+.2f} | {steps}")
+        lines.append(f"| {task} | {task_name(r['joint_task'], r['target'])} | {ours} | {paper} |")
     return "\n".join(lines) + "\n"
 
 

@@ -263,8 +263,23 @@ def test_table8_sep_joint_delta(tmp_path):
                         "--output", str(tmp_path / "t8.json")]) == 0
     row = json.loads((tmp_path / "t8.json").read_text())["rows"][0]
     assert row["delta"] == pytest.approx(74.5 - 71.0)
-    assert "| NER 0.1 | POS | 71.00 ± 1.41 (n=2) | 74.50 ± 0.71 (n=2) | +3.50 |" in out.read_text()
-    assert table8.main(["ner:0.1:chunk", "--root", str(tmp_path), "--n-seeds", "2"]) == 1
+    assert "| NER 0.1 | POS | 71.00 ± 1.41 (n=2) | 74.50 ± 0.71 (n=2) | +3.50 | 10 / 10 | 86.21 / 87.02 / +0.81 |" in out.read_text()
+
+
+def test_table8_lists_rows_not_run_and_refuses_missing_seeds(tmp_path, capsys):
+    table8 = bench("table8")
+    for setting in ("sep", "joint_pos"):
+        path = tmp_path / "ner_r0.1" / setting / "seed0.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"metric": "f1", "test_f1": 80.0, "dev_f1": 81.0, "steps": 10,
+                                    "budget_minutes": 30, "commit": "abc"}))
+    assert table8.main(["ner:0.1:pos", "es:0.1:ner", "--root", str(tmp_path), "--n-seeds", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "| Span 0.1 | Eng | not run | not run | - | - | 74.53 / 76.52 / +1.99 |" in table
+    assert "| NER 0.1 | POS | 80.00 (n=1) | 80.00 (n=1) | +0.00 |" in table
+    assert table8.main(["ner:0.1:pos", "--root", str(tmp_path), "--n-seeds", "2"]) == 1
+    assert "ner_r0.1/sep/seed1.json" in capsys.readouterr().err
+    assert table8.main(["ner:ten:pos", "--root", str(tmp_path), "--n-seeds", "1"]) == 1
 
 
 def test_budget_sets_the_paths_a_joint_config_names():
