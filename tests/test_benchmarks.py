@@ -12,8 +12,10 @@ from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 from weasel.util import load_project_config
 
-from spacy_lmcrf.conll import convert, count_conll
+from spacy_lmcrf.conll import count_conll
 from spacy_lmcrf.conll import main as conll_main
+
+from .util import convert_ner_sample
 
 ROOT = Path(__file__).parents[1]
 BENCHMARKS = ROOT / "benchmarks"
@@ -38,9 +40,7 @@ def tiny_cli(component: str = "lm_crf_ner"):
 
 @pytest.fixture(scope="module")
 def sample_corpus(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("corpus")
-    convert(SAMPLE / "train.iob", tmp / "train.spacy", task="ner", scheme="IOB1")
-    convert(SAMPLE / "dev.iob", tmp / "dev.spacy", task="ner", scheme="IOB1")
+    tmp = convert_ner_sample(tmp_path_factory.mktemp("corpus"), prefix="")
     dev = list(DocBin().from_disk(tmp / "dev.spacy").get_docs(Vocab()))
     DocBin(docs=dev[:30]).to_disk(tmp / "dev30.spacy")
     return tmp

@@ -13,10 +13,10 @@ from spacy.util import registry
 
 from spacy_lmcrf import callbacks
 from spacy_lmcrf.callbacks import TrainingBudgetSpent, stop_after_minutes
-from spacy_lmcrf.conll import convert
+
+from .util import convert_ner_sample
 
 ROOT = Path(__file__).parents[1]
-SAMPLE = ROOT / "assets" / "conll03_sample"
 TINY = {"char_dim": 8, "char_hidden": 16, "width": 16, "min_freq": 1}
 # One thread: on a machine whose cores are busy elsewhere, OpenMP threads wait on each other.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -31,10 +31,7 @@ def tiny_cli(component: str = "lm_crf_ner"):
 
 @pytest.fixture(scope="module")
 def sample_corpus(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("corpus")
-    convert(SAMPLE / "train.iob", tmp / "train.spacy", task="ner", scheme="IOB1")
-    convert(SAMPLE / "dev.iob", tmp / "dev.spacy", task="ner", scheme="IOB1")
-    return tmp
+    return convert_ner_sample(tmp_path_factory.mktemp("corpus"), prefix="")
 
 
 def test_timed_logger_in_spacy_train(tmp_path, sample_corpus):

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import pytest
 import spacy
-from spacy.tokens import DocBin
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, make_tempdir, resolve_dot_names
 
-from .util import NER_DATA, ner_examples
+from .util import NER_DATA, ner_examples, write_task_corpora
 
 pytest.importorskip("spacy_transformers")
 transformers = pytest.importorskip("transformers")
@@ -38,9 +37,7 @@ def _tiny_bert(path: Path) -> Path:
 
 def test_crf_over_transformer_listener_trains_saves_and_loads(tmp_path):
     model_dir = _tiny_bert(tmp_path / "tiny-bert")
-    nlp = spacy.blank("en")
-    data = tmp_path / "train.spacy"
-    DocBin(docs=[eg.reference for eg in ner_examples(nlp)]).to_disk(data)
+    data = write_task_corpora(tmp_path, {"ner": ner_examples}) / "ner.spacy"
     overrides = {
         "paths.train": str(data),
         "paths.dev": str(data),
@@ -73,9 +70,7 @@ def test_crf_over_transformer_listener_trains_saves_and_loads(tmp_path):
 
 def test_wrong_width_is_a_clear_error(tmp_path):
     model_dir = _tiny_bert(tmp_path / "tiny-bert")
-    nlp = spacy.blank("en")
-    data = tmp_path / "train.spacy"
-    DocBin(docs=[eg.reference for eg in ner_examples(nlp)]).to_disk(data)
+    data = write_task_corpora(tmp_path, {"ner": ner_examples}) / "ner.spacy"
     overrides = {
         "paths.train": str(data),
         "paths.dev": str(data),
