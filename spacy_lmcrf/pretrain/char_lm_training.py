@@ -23,7 +23,7 @@ from thinc.api import Config
 
 from .char_lm import BiCharLM
 from .char_vocab import CharVocab
-from .lm_training import LMTask, check_loop_settings, pretrain_lms, rows_of, settings_seed, windows  # noqa: F401
+from .lm_training import LOOP_DEFAULTS, LMTask, check_loop_settings, pretrain_lms, rows_of, settings_seed, windows  # noqa: F401
 from .settings import read_section
 from .text import read_chunks
 
@@ -35,12 +35,7 @@ TRAINING_DEFAULTS = {
     "learn_rate": 20.0,
     "grad_clip": 0.25,
     "split_windows": 10,
-    "eval_every": 1000,
-    "max_steps": 0,
-    "max_epochs": 0,
-    "max_minutes": 0,
-    "patience": 0,
-    "interleave_files": True,
+    **LOOP_DEFAULTS,
 }
 
 BEST = "char_lm.msgpack"

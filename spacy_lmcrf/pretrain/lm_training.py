@@ -29,6 +29,15 @@ from .text import text_files
 # settings a resumed run may change (how long to go on); the others must match the checkpoint
 RESUMABLE_CHANGES = ("eval_every", "max_steps", "max_epochs", "max_minutes", "patience")
 LOOP_SETTINGS = ("bptt", "batch_size", "split_windows", "eval_every")
+# [training] defaults of the loop's own settings, the same for every kind of LM
+LOOP_DEFAULTS = {
+    "eval_every": 1000,
+    "max_steps": 0,
+    "max_epochs": 0,
+    "max_minutes": 0,
+    "patience": 0,
+    "interleave_files": True,
+}
 MAX_OPEN_FILES = 64
 CHECKPOINT = "checkpoint.msgpack"
 LOG = "log.jsonl"

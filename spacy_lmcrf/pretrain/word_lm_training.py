@@ -14,7 +14,7 @@ from typing import Any, Dict, Union
 import torch
 from thinc.api import Config
 
-from .lm_training import LMTask, check_loop_settings, pretrain_lms, settings_seed
+from .lm_training import LOOP_DEFAULTS, LMTask, check_loop_settings, pretrain_lms, settings_seed
 from .settings import read_section
 from .word_lm import BiWordLM
 from .word_vocab import WordVocab, read_token_chunks
@@ -35,12 +35,7 @@ TRAINING_DEFAULTS = {
     "learn_rate": 0.001,
     "grad_clip": 1.0,
     "split_windows": 20,
-    "eval_every": 1000,
-    "max_steps": 0,
-    "max_epochs": 0,
-    "max_minutes": 0,
-    "patience": 0,
-    "interleave_files": True,
+    **LOOP_DEFAULTS,
 }
 OPTIMIZERS = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}
 
