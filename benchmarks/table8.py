@@ -54,11 +54,11 @@ def run_files(root: Path, target: str, rate: str, setting: str, n_seeds: int) ->
 def row(root: Path, spec: str, n_seeds: int) -> Dict[str, Any]:
     try:
         target, rate, joint = spec.split(":")
-        float(rate)
+        rate_value = float(rate)
     except ValueError:
         raise ValueError(f"row {spec!r} is not TARGET:RATE:JOINT") from None
-    result: Dict[str, Any] = {"target": target, "rate": float(rate), "joint_task": joint,
-                              "paper": PAPER.get((target, f"{float(rate):g}", joint))}
+    result: Dict[str, Any] = {"target": target, "rate": rate_value, "joint_task": joint,
+                              "paper": PAPER.get((target, f"{rate_value:g}", joint))}
     settings = (("sep", "sep"), ("joint", f"joint_{joint}"))
     files = {setting: run_files(root, target, rate, folder, n_seeds) for setting, folder in settings}
     present = [path for paths in files.values() for path in paths if path.exists()]
