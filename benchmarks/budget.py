@@ -3,7 +3,7 @@
     python benchmarks/budget.py CONFIG OUTPUT_DIR --train TRAIN.spacy --dev DEV.spacy \\
         --test TEST.spacy [--vectors VECTORS_DIR] --budget-minutes 30 [--seed 0] \\
         [--kind ner] [--spans-key chunks] [--gpu-id -1] [--summary SUMMARY.json] \\
-        [--name NAME] [--training.eval_frequency 200 ...]
+        [--name NAME] [--vectors-attr LOWER] [--training.eval_frequency 200 ...]
 
 Training is `python -m spacy train` on a copy of CONFIG (OUTPUT_DIR/config.budget.cfg)
 whose logger is `spacy_lmcrf.TimedLogger.v1` (the console table, plus
@@ -16,6 +16,11 @@ initialization (vectors, vocabularies) is outside the budget; dev evaluations an
 checkpoint saving are inside it, as they are in any real training run. The run
 may overshoot by one step plus the evaluation running when the budget ends.
 `--budget-minutes 0` trains until the config's own stopping rules.
+
+`--vectors-attr LOWER` gives spaCy's own components their vectors' key attribute, which
+spaCy 3.8.18 drops when it saves vectors (see vectors_attr.py): it is written into the
+vectors directory's vocab/vectors.cfg before training and into model-best's and
+model-last's before they are scored, as a user who knows the bug would do.
 
 Any other `--section.key value` option is passed to `spacy train` as a config
 override. --train and --dev go to [paths] train and dev, or to the variables named by
@@ -45,6 +50,7 @@ from spacy.util import load_config
 from thinc.api import Config
 
 from common import provenance, write_json
+from vectors_attr import set_vectors_attr
 
 from spacy_lmcrf.evaluate import evaluate
 
@@ -181,10 +187,18 @@ def run(args: argparse.Namespace, overrides: Sequence[str]) -> Dict[str, Any]:
         seed=args.seed, gpu_id=args.gpu_id, overrides=overrides,
         train_var=args.train_var, dev_var=args.dev_var,
     )
+    if args.vectors_attr:
+        if args.vectors is None:
+            raise ValueError("--vectors-attr needs --vectors")
+        set_vectors_attr(args.vectors, args.vectors_attr)
     print("Running:", " ".join(command), flush=True)
     result = subprocess.run(command)
     if result.returncode != 0:
         raise RuntimeError(f"spacy train exited with status {result.returncode}")
+    if args.vectors_attr:
+        for model in ("model-best", "model-last"):
+            if (output_dir / model).exists():
+                set_vectors_attr(output_dir / model, args.vectors_attr)
     def score(model: str, split: str, data: Path) -> Dict[str, Any]:
         metrics = evaluate(
             output_dir / model, data, output_dir / "eval" / f"{split}.{model}.conll.txt",
@@ -237,6 +251,9 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     parser.add_argument("--name", default=None, help="run name (default: the config's stem)")
     parser.add_argument("--train-var", default="train", help="the [paths] variable --train sets")
     parser.add_argument("--dev-var", default="dev", help="the [paths] variable --dev sets")
+    parser.add_argument("--vectors-attr", default=None,
+                        help="restore this key attribute (e.g. LOWER) of spaCy's vectors, "
+                        "which spaCy 3.8.18 drops when it saves them")
     parser.add_argument("--corpus", default=None,
                         help="tag the evaluation docs with this corpus name (cross-lingual pipelines)")
     args, overrides = parser.parse_known_args(argv)

@@ -222,13 +222,38 @@ def test_project_counts_match_the_data(project, shared_data):
         assert v[f"{prefix}_patience"] == 15 * v[f"{prefix}_steps_per_epoch"]
 
 
-def test_spacy_ner_config_uses_the_vectors():
+@pytest.mark.parametrize("name", ["spacy_ner_cpu.cfg", "spacy_ner_cpu_accuracy.cfg"])
+def test_spacy_ner_config_uses_the_vectors(name):
     from spacy.util import load_config
 
-    config = load_config(ROOT / "configs" / "spacy_ner_cpu.cfg")
+    config = load_config(ROOT / "configs" / name)
     assert config["components"]["tok2vec"]["model"]["embed"]["include_static_vectors"] is True
     assert config["initialize"]["vectors"] == "${paths.vectors}"
+    assert config["paths"]["vectors"] is None
     assert set(config["paths"]) >= {"train", "dev", "vectors"}
+
+
+def test_vectors_attr_survives_a_saved_pipeline(tmp_path):
+    """spaCy 3.8.18 drops the LOWER attr on save; the script writes it back, and spaCy's
+    static vectors then find lowercased GloVe rows for capitalised words after a reload."""
+    import numpy
+    import spacy
+    from spacy.attrs import LOWER, ORTH
+
+    vectors_attr = bench("vectors_attr")
+    nlp = spacy.blank("en")
+    nlp.vocab.vectors = spacy.vectors.Vectors(
+        strings=nlp.vocab.strings, shape=(2, 3), attr="LOWER"
+    )
+    nlp.vocab.set_vector("paris", numpy.asarray([1.0, 2.0, 3.0], dtype="f"))
+    nlp.to_disk(tmp_path / "pipeline")
+    assert spacy.load(tmp_path / "pipeline").vocab.vectors.attr == ORTH  # the bug
+    assert vectors_attr.main([str(tmp_path / "pipeline"), "--attr", "LOWER"]) == 0
+    reloaded = spacy.load(tmp_path / "pipeline")
+    assert reloaded.vocab.vectors.attr == LOWER
+    keys = reloaded("Paris").to_array(reloaded.vocab.vectors.attr)
+    assert reloaded.vocab.vectors.find(key=int(keys[0])) >= 0
+    assert vectors_attr.main([str(tmp_path / "missing")]) == 1
 
 
 # -- corpus commands -------------------------------------------------------------------
