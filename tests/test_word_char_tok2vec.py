@@ -9,13 +9,14 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import make_tempdir
 from spacy.vectors import Vectors
-from thinc.api import Adam
+from thinc.api import Adam, Model
 
 from spacy_lmcrf.ml.birnn import BiRNNEncoder
 from spacy_lmcrf.ml.char_encoders import build_char_bigru, build_char_bilstm, build_char_cnn
 from spacy_lmcrf.ml.featurize import WORD_UNK, Vocabularies
 from spacy_lmcrf.ml.locked_dropout import LockedDropout
-from spacy_lmcrf.ml.vocab import get_vocabularies
+from spacy_lmcrf.ml.vocab import extend_vocabularies, get_vocabularies
+from spacy_lmcrf.ml.word_embed import init_word_embeddings
 from spacy_lmcrf.ml.word_features import featurize_words
 
 from .util import NER_DATA, ner_examples, tag_examples
@@ -170,6 +171,52 @@ def test_word_vocabulary_vectors_unknowns_and_normalisation():
     for word in ("Berlin", "PETER", "1996"):
         row = vocab2.word_ids[vocab2.normalize(word)]
         numpy.testing.assert_array_equal(table2[row], vectors[vocab.normalize(word)])
+
+
+RAW_VECTOR_WORDS = ["Paris", "2001", "Berlin", "paris", "1990"]  # in the vectors' row order
+
+
+def _init_raw_vector_table(lowercase, zero_digits):
+    """A word table initialised from cased, numeric vectors, with the uniform values it
+    starts from (the same seed) to compare the rows without a vector against."""
+    nlp = spacy.blank("en")
+    data = numpy.random.default_rng(0).normal(size=(len(RAW_VECTOR_WORDS), 4)).astype("float32")
+    for word in RAW_VECTOR_WORDS:
+        nlp.vocab.strings.add(word)
+    nlp.vocab.vectors = Vectors(strings=nlp.vocab.strings, data=data, keys=RAW_VECTOR_WORDS)
+    attrs = {"chars": [], "words": [], "lm_words": [], "lowercase": lowercase, "zero_digits": zero_digits,
+             "min_freq": 1, "include_vectors": True}
+    model = Model("words", lambda model, X, is_train: (X, lambda dY: dY), attrs=attrs)
+    vocab = extend_vocabularies(model, [nlp.make_doc("The lamb ate in 1995 .")], with_lm_words=False)
+    table = torch.empty(vocab.n_words, 4)
+    torch.manual_seed(0)
+    init_word_embeddings(table, vocab, nlp.vocab)
+    torch.manual_seed(0)
+    uniform = torch.empty(vocab.n_words, 4).uniform_(-(3.0 / 4) ** 0.5, (3.0 / 4) ** 0.5)
+    return vocab, table.numpy(), dict(zip(RAW_VECTOR_WORDS, data)), uniform.numpy()
+
+
+def test_every_normalised_vector_word_takes_a_raw_words_vector():
+    vocab, table, vectors, uniform = _init_raw_vector_table(lowercase=True, zero_digits=True)
+    assert {"paris", "berlin", "0000"} <= set(vocab.words)
+    assert not {"Paris", "Berlin", "1990", "2001"} & set(vocab.words)
+    row = vocab.word_ids
+    numpy.testing.assert_array_equal(table[row["paris"]], vectors["paris"])  # the form itself, though later
+    numpy.testing.assert_array_equal(table[row["berlin"]], vectors["Berlin"])
+    numpy.testing.assert_array_equal(table[row["0000"]], vectors["2001"])  # the first row, not the first sorted
+    for word in ("the", "lamb", "ate", "in", "."):
+        numpy.testing.assert_array_equal(table[row[word]], uniform[row[word]])
+    numpy.testing.assert_array_equal(table[WORD_UNK], uniform[WORD_UNK])
+    assert not table[0].any()
+
+
+def test_unnormalised_vector_words_take_their_own_vectors():
+    vocab, table, vectors, uniform = _init_raw_vector_table(lowercase=False, zero_digits=False)
+    assert "berlin" not in vocab.word_ids and "0000" not in vocab.word_ids
+    for word in RAW_VECTOR_WORDS:
+        numpy.testing.assert_array_equal(table[vocab.word_ids[word]], vectors[word])
+    for word in ("The", "lamb", "1995", "."):
+        numpy.testing.assert_array_equal(table[vocab.word_ids[word]], uniform[vocab.word_ids[word]])
 
 
 def test_width_mismatch_and_missing_width_are_clear_errors():

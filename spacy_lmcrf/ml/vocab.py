@@ -8,7 +8,7 @@ listening component initializes it again with its own docs, which extends the
 vocabularies (the union of all of them) rather than replacing them.
 """
 from functools import partial
-from typing import Callable, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
@@ -53,15 +53,35 @@ def word_width(vocab: Vocab, width: Optional[int], owner: str, setting: str) -> 
     return vocab.vectors.shape[1]
 
 
+def vector_keys(vocab: Vocab, normalize: Callable[[str], str]) -> Dict[str, int]:
+    """The key of the pipeline's vectors each normalised form takes its vector from.
+
+    The vectors are keyed by raw words, and several can share a form (Paris and paris
+    when lowercasing; 1990 and 2001, both 0000, with zero digits). The word that is
+    itself the form wins (paris, not Paris): its vector was trained on exactly the text
+    the form stands for. Else the word in the vectors' first row wins (of 1990 and
+    2001, the one listed first): GloVe and word2vec files list their words most
+    frequent first, so the most frequent spelling, with the best trained vector, wins.
+    Floret vectors have no keys: an empty dict.
+
+    vocab (Vocab): the pipeline's vocab, with its vectors.
+    normalize (Callable[[str], str]): the form a word is looked up by.
+    RETURNS (Dict[str, int]): normalised form -> key of the vector it takes.
+    """
+    strings = vocab.strings
+    keys: Dict[str, int] = {}
+    for key, _ in sorted(vocab.vectors.key2row.items(), key=lambda item: item[1]):
+        if key in strings:
+            text = strings[key]
+            form = normalize(text)
+            if form not in keys or text == form:
+                keys[form] = key
+    return keys
+
+
 def vector_words(vocab: Vocab, normalize: Callable[[str], str]) -> List[str]:
     """The normalised forms of the words the pipeline's vectors have, sorted."""
-    strings = vocab.strings
-    words = set()
-    for key in vocab.vectors.keys():
-        text = strings[key] if key in strings else None
-        if text is not None:
-            words.add(normalize(text))
-    return sorted(words)
+    return sorted(vector_keys(vocab, normalize))
 
 
 def extend_vocabularies(model: Model, docs: Sequence[Doc], *, with_lm_words: bool = True) -> Vocabularies:

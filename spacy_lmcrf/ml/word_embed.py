@@ -1,5 +1,5 @@
 """spacy_lmcrf.WordEmbedding.v1: a word embedding table initialised from the pipeline's vectors."""
-from typing import Optional
+from typing import List, Optional, Tuple, Union
 
 import numpy
 import torch
@@ -8,7 +8,7 @@ from spacy.vocab import Vocab
 from torch import nn
 
 from .featurize import WORD_PAD, Vocabularies
-from .vocab import DEFAULT_WORD_WIDTH
+from .vocab import DEFAULT_WORD_WIDTH, vector_keys
 
 
 class WordEmbedding(nn.Module):
@@ -102,7 +102,14 @@ def build_word_embedding(
 
 def init_word_embeddings(table: torch.Tensor, vocab: Vocabularies, spacy_vocab: Optional[Vocab]) -> None:
     """Uniform(+-sqrt(3/dim)) rows (Ma & Hovy 2016), replaced by the pipeline's vectors
-    where it has one for the row's word; the padding row is zero."""
+    where a word of the vectors normalises to the row's word (vector_keys says which
+    when several do); the padding row is zero.
+
+    table (torch.Tensor): the word table, a row per word of vocab after the specials;
+        filled in place, on its own device.
+    vocab (Vocabularies): the words of the table's rows, normalised.
+    spacy_vocab (Optional[Vocab]): the pipeline's vocab with its vectors; None: no vectors.
+    """
     dim = table.shape[1]
     scale = (3.0 / dim) ** 0.5
     with torch.no_grad():
@@ -110,15 +117,27 @@ def init_word_embeddings(table: torch.Tensor, vocab: Vocabularies, spacy_vocab: 
         table[0].zero_()
         if spacy_vocab is None:
             return
-        vectors = spacy_vocab.vectors
-        strings = spacy_vocab.strings
-        rows, found = [], []
-        for row, word in enumerate(vocab.words, start=table.shape[0] - len(vocab.words)):
-            key = strings[word] if word in strings else None
-            if key is not None and key in vectors:
-                rows.append(row)
-                found.append(key)
+        rows, keys = vector_sources(vocab, spacy_vocab, first_row=table.shape[0] - len(vocab.words))
         if rows:
-            data = vectors.get_batch([strings[k] for k in found])
+            data = spacy_vocab.vectors.get_batch(keys)
             data = numpy.asarray(data.get() if hasattr(data, "get") else data, dtype="float32")
-            table[torch.as_tensor(rows)] = torch.from_numpy(data).to(table.device)
+            table[torch.as_tensor(rows, device=table.device)] = torch.from_numpy(data).to(table.device)
+
+
+def vector_sources(
+    vocab: Vocabularies, spacy_vocab: Vocab, *, first_row: int
+) -> Tuple[List[int], List[Union[int, str]]]:
+    """The table rows the pipeline's vectors fill, and what each is looked up by.
+
+    vocab (Vocabularies): the words of the table's rows, normalised.
+    spacy_vocab (Vocab): the pipeline's vocab with its vectors.
+    first_row (int): the table row of vocab.words[0].
+    RETURNS (Tuple[List[int], List[Union[int, str]]]): the rows, and for each the key
+        of the vector (vector_keys), or for floret vectors the row's word itself.
+    """
+    rows = range(first_row, first_row + len(vocab.words))
+    if spacy_vocab.vectors.mode == "floret":
+        return list(rows), list(vocab.words)
+    keys = vector_keys(spacy_vocab, vocab.normalize)
+    found = [(row, keys[word]) for row, word in zip(rows, vocab.words) if word in keys]
+    return [row for row, _ in found], [key for _, key in found]
