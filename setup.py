@@ -6,6 +6,13 @@ ROOT = Path(__file__).parent
 version = {}
 exec((ROOT / "spacy_lmcrf" / "about.py").read_text(), version)
 
+# Everything spacy_lmcrf/, benchmarks/ and tests/ import, declared here (tests/test_packaging.py
+# checks it): the package itself, the benchmark scripts (bench), the tests (test: the tests also
+# run the benchmark scripts and spacy-transformers' configs).
+TRANSFORMERS = ["spacy-transformers>=1.3.0,<1.5.0"]
+BENCH = ["matplotlib>=3.5"]
+TEST = ["pytest>=7", "weasel>=1.0.1", *TRANSFORMERS, *BENCH]
+
 setup(
     name="spacy-lmcrf",
     version=version["__version__"],
@@ -20,10 +27,15 @@ setup(
         "torch>=2.1",
         "srsly>=2.4.0",
         "numpy>=1.19",
+        # imported directly (spaCy requires them too, with these lower bounds)
+        "tqdm>=4.38.0",
+        "typer>=0.3.0",
+        "wasabi>=0.9.1",
     ],
     extras_require={
-        "test": ["pytest>=7", "spacy-transformers>=1.3.0,<1.5.0"],
-        "transformers": ["spacy-transformers>=1.3.0,<1.5.0"],
+        "test": TEST,
+        "bench": BENCH,
+        "transformers": TRANSFORMERS,
     },
     entry_points={
         "spacy_factories": [

@@ -10,7 +10,8 @@ the word and character features, layer 2 over the bi-LSTM's output): row i is ho
 much token i attends to each token j (rows sum to 1; the diagonal is 0 under the
 self-disabled mask). --focus WORD draws only that word's row, as the paper's figure
 does. The title names the model directory, so say in --title (or in the directory
-name) what the model was trained on. Needs matplotlib (benchmarks/requirements.txt).
+name) what the model was trained on. Needs matplotlib (the `bench` extra:
+pip install -e ".[bench]").
 """
 import argparse
 import sys

@@ -7,8 +7,8 @@ Each PATTERN (a glob, quoted, or a path with "{seed}" and --n-seeds N) is one gr
 runs drawn in one colour, one line per file (e.g. per seed): summaries of benchmarks/budget.py (their "curve") or the
 JSON-lines logs of spacy_lmcrf.TimedLogger.v1. The y axis is the dev score spaCy's
 training loop computes at each evaluation (F1 in percent for NER and chunking), the
-x axis the wall-clock minutes since training started. Needs matplotlib
-(benchmarks/requirements.txt).
+x axis the wall-clock minutes since training started. Needs matplotlib (the `bench` extra:
+pip install -e ".[bench]").
 """
 import argparse
 import json
