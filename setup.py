@@ -19,6 +19,8 @@ setup(
     description="LM-augmented CRF sequence labeling (LM-LSTM-CRF and friends) for spaCy v3",
     long_description=(ROOT / "README.md").read_text(encoding="utf8"),
     long_description_content_type="text/markdown",
+    license="MIT",
+    license_files=["LICENSE"],
     packages=find_packages(include=["spacy_lmcrf", "spacy_lmcrf.*"]),
     python_requires=">=3.9",
     install_requires=[
@@ -90,10 +92,12 @@ setup(
         ],
         "spacy_callbacks": [
             "spacy_lmcrf.stop_after_minutes.v1 = spacy_lmcrf.callbacks:stop_after_minutes",
+            "spacy_lmcrf.set_meta.v1 = spacy_lmcrf.callbacks:set_meta",
         ],
     },
     classifiers=[
         "Framework :: spaCy",
+        "License :: OSI Approved :: MIT License",
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],

@@ -1,4 +1,5 @@
-"""Training callbacks: stop `spacy train` cleanly when a wall-clock budget is spent."""
+"""Training callbacks: stop `spacy train` cleanly when a wall-clock budget is spent; write
+the license into a trained pipeline's meta."""
 import time
 from typing import Any, Callable, Dict
 
@@ -60,3 +61,25 @@ def stop_after_minutes(minutes: float) -> Callable[[Language, Dict[str, Any]], N
             raise TrainingBudgetSpent(message)
 
     return before_update
+
+
+@registry.callbacks("spacy_lmcrf.set_meta.v1")
+def set_meta(license: str = "MIT") -> Callable[[Language], Language]:
+    """An [initialize.after_init] callback that writes `license` into nlp.meta.
+
+    spaCy builds a pipeline's meta (meta.json, `nlp.meta`) from the Language object, not
+    from the config, so the shipped configs set it here: `spacy train` runs the callback
+    once, when it initializes the pipeline, and model-best / model-last carry the
+    license in meta.json (a loaded pipeline reads it back without running the callback).
+    `spacy package` then uses it too. The default is this package's license (MIT, as
+    spaCy's); a pipeline is also bound by its training data's terms, so set the license
+    your data allow (`--initialize.after_init.license ...`).
+
+    license (str): the value of nlp.meta["license"].
+    """
+
+    def after_init(nlp: Language) -> Language:
+        nlp.meta["license"] = license
+        return nlp
+
+    return after_init

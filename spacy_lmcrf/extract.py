@@ -30,7 +30,9 @@ def upstream_components(nlp: Language, name: str) -> List[str]:
 
 def extract(joint: Language, keep: Sequence[str], *, lang: Optional[str] = None, name: Optional[str] = None) -> Language:
     """A new pipeline with the kept components and their upstream tok2vecs (copies:
-    sourcing re-links a component's listeners, so joint itself is left alone)."""
+    sourcing re-links a component's listeners, so joint itself is left alone). The new
+    pipeline keeps joint's license (meta["license"])."""
+    license = joint.meta.get("license")
     joint = _copy(joint)
     missing = [k for k in keep if k not in joint.pipe_names]
     if missing:
@@ -45,6 +47,8 @@ def extract(joint: Language, keep: Sequence[str], *, lang: Optional[str] = None,
         if component in wanted:
             new_name = name if (name is not None and component in keep) else component
             nlp.add_pipe(component, name=new_name, source=joint)
+    if license:
+        nlp.meta["license"] = license
     return nlp
 
 

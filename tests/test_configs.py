@@ -77,6 +77,8 @@ def test_ner_config_trains_with_spacy_cli(tmp_path, ner_corpus):
     )
     assert train.returncode == 0, train.stdout + train.stderr
     assert (out / "model-best" / "lm_crf_ner" / "model").exists()
+    # the config's [initialize.after_init] (spacy_lmcrf.set_meta.v1) put the license in the meta
+    assert json.loads((out / "model-best" / "meta.json").read_text())["license"] == "MIT"
     metrics = tmp_path / "metrics.json"
     evaluate = subprocess.run(
         [sys.executable, "-m", "spacy", "evaluate", str(out / "model-best"), str(ner_corpus / "dev.spacy"),

@@ -90,3 +90,9 @@ def test_every_import_is_declared(setup_kwargs, directory, extras):
 def test_test_extra_holds_the_bench_extra(setup_kwargs):
     extras = setup_kwargs["extras_require"]
     assert _requirement_names(extras["bench"]) <= _requirement_names(extras["test"])
+
+
+def test_license_is_declared(setup_kwargs):
+    assert (ROOT / "LICENSE").read_text(encoding="utf8").startswith("MIT License")
+    assert setup_kwargs["license"] == "MIT"
+    assert "License :: OSI Approved :: MIT License" in setup_kwargs["classifiers"]
