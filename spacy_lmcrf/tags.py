@@ -260,6 +260,29 @@ def allowed_transitions(
     return allowed, start, end
 
 
+def chunk_boundaries(
+    tag_names: Sequence[str], scheme: str
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (opens_first, opens, closes): where tags_to_spans puts chunk edges.
+
+    opens_first[j] says whether tag j at the first position starts a chunk,
+    opens[i, j] whether tag j after tag i does, and closes[i, j] whether a
+    chunk open at tag i ends before tag j. Defined for every pair, allowed or
+    not, so that invalid sequences are read as tags_to_spans reads them.
+    """
+    parsed = _parse(tag_names, scheme)
+    opens_first = np.array(
+        [_chunk_starts(OUTSIDE, cur, "", label) for cur, label in parsed], dtype=bool
+    )
+    opens = np.array(
+        [[_chunk_starts(p, c, pl, cl) for c, cl in parsed] for p, pl in parsed], dtype=bool
+    ).reshape((len(parsed), len(parsed)))
+    closes = np.array(
+        [[_chunk_ends(p, c, pl, cl) for c, cl in parsed] for p, pl in parsed], dtype=bool
+    ).reshape((len(parsed), len(parsed)))
+    return opens_first, opens, closes
+
+
 def biluo_to_spans_and_missing(
     tags: Sequence[Optional[str]],
 ) -> Tuple[List[Span], List[bool]]:

@@ -205,6 +205,76 @@ def subsequence_log_prob(
     return score - logZ[batch_index]
 
 
+def chunk_log_prob(
+    pots: Tensor,
+    log_alpha: Tensor,
+    log_beta: Tensor,
+    logZ: Tensor,
+    lengths: Tensor,
+    batch_index: Tensor,
+    start: Tensor,
+    end: Tensor,
+    chunk_tags: Tensor,
+    opens_first: Tensor,
+    opens: Tensor,
+    closes: Tensor,
+) -> Tensor:
+    """log P(one chunk covers exactly y[start:end]) for N queries at once, (N,).
+
+    A chunk is what a tag scheme decodes to: it opens at start (opens_first at the
+    first position, else opens[y[start - 1], y[start]]), no boundary falls inside it
+    (not closes[y[t - 1], y[t]]) and it closes at end (closes[y[end - 1], y[end]],
+    or end is the sequence's length). Every tag inside it is one of chunk_tags, so
+    the chunk's label is fixed by them. The sum runs over all tag sequences, so
+    in IOB1 the tag before an I- start and in IOB schemes the tag after the end
+    are marginalised under exactly the condition that keeps the chunk whole.
+
+    pots, log_alpha, log_beta, logZ, lengths: as forward_backward takes and returns them.
+    batch_index, start, end (Tensor): (N,) sequence and [start, end) of each query.
+    chunk_tags (Tensor): (N, P) long, the tags a token of the chunk may carry; -1 pads.
+    opens_first (Tensor): (L,) bool. opens, closes (Tensor): (L, L) bool.
+    """
+    pots = _as_float(pots)
+    device = pots.device
+    n_steps, n_tags = pots.shape[1], pots.shape[2]
+
+    def as_long(x: Tensor) -> Tensor:
+        return x.to(device=device, dtype=torch.long)
+
+    def penalty(allowed: Tensor) -> Tensor:
+        return torch.where(allowed, 0.0, NEG_INF).to(pots.dtype)
+
+    b, start, end = as_long(batch_index), as_long(start), as_long(end)
+    opens_first, opens, closes = (x.to(device=device, dtype=torch.bool) for x in (opens_first, opens, closes))
+    tag_ok = as_long(chunk_tags) >= 0
+    tags = as_long(chunk_tags).clamp(min=0)
+    rows = torch.arange(n_tags, device=device)[None, :, None]
+    cols = rows.transpose(1, 2)
+    b3, tags_col, tags_row = b[:, None, None], tags[:, None, :], tags[:, :, None]
+    # first tag of the chunk (N, P), opened at the sequence start or after any tag
+    at_first = pots[b[:, None], 0, 0, tags] + penalty(opens_first[tags])
+    before = log_alpha[b, (start - 1).clamp(min=0)][:, :, None]
+    into = pots[b3, start[:, None, None], rows, tags_col] + penalty(opens[rows, tags_col])
+    after_any = torch.logsumexp(before + into, dim=1)
+    score = torch.where((start == 0)[:, None], at_first, after_any) + penalty(tag_ok)
+    # inside the chunk (N, P) -> (N, P)
+    inside = penalty(~closes[tags_row, tags_col] & tag_ok[:, None, :])
+    n_inside = end - start
+    for m in range(1, int(n_inside.max()) if n_inside.numel() else 0):
+        pos = (start + m).clamp(max=n_steps - 1)[:, None, None]
+        step = torch.logsumexp(score[:, :, None] + pots[b3, pos, tags_row, tags_col] + inside, dim=1)
+        score = torch.where((m < n_inside)[:, None], step, score)
+    # the chunk closes before the next tag, or the sequence ends
+    last = log_beta[b[:, None], (end - 1)[:, None], tags]
+    at_end = torch.logsumexp(score + last, dim=1)
+    nxt = end.clamp(max=n_steps - 1)[:, None, None]
+    out = pots[b3, nxt, tags_row, cols] + penalty(closes[tags_row, cols])
+    out = out + log_beta[b, nxt[:, 0, 0]][:, None, :]
+    closed = torch.logsumexp(score[:, :, None] + out, dim=(1, 2))
+    is_last = end >= as_long(lengths)[b]
+    return torch.where(is_last, at_end, closed) - logZ[b]
+
+
 def _bool_buffer(
     value: Optional[BoolArray], shape: Tuple[int, ...], device: torch.device
 ) -> Tensor:

@@ -10,6 +10,7 @@ has a `corpus`, come from that corpus (doc.user_data["lmcrf_corpus"], set by
 spacy_lmcrf.TaskCorpora.v1); the others add no loss, no gradient and no optimizer step.
 """
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -24,11 +25,11 @@ from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer
 
 from ..corpus import CORPUS_KEY, doc_corpus
-from ..ml.crf import crf_loss, forward_backward, subsequence_log_prob, viterbi
+from ..ml.crf import chunk_log_prob, crf_loss, forward_backward, viterbi
 from ..ml.crf_tagger import CRFScores, get_crf_module
 from ..memory import HeapTrimmer
 from ..optimizers import clip_gradient_norm, report_training_loss
-from ..tags import SCHEMES, allowed_transitions, tag_names, tags_to_spans
+from ..tags import SCHEMES, allowed_transitions, chunk_boundaries, split_tag, tag_names, tags_to_spans
 
 Span3 = Tuple[int, int, str]
 
@@ -222,51 +223,48 @@ class CRFSequenceLabeler(TrainablePipe):
             tags[doc_i][start:end] = [names[i] for i in best[s, : end - start]]
         if not self.cfg["scheme"]:
             return CRFPrediction(tags)
-        spans, span_scores = self._span_probabilities(scores, best, tags)
+        spans, span_scores = self._span_probabilities(scores, tags)
         return CRFPrediction(tags, spans, span_scores)
 
     def _span_probabilities(
-        self, scores: CRFScores, best: numpy.ndarray, tags: List[List[str]]
+        self, scores: CRFScores, tags: List[List[str]]
     ) -> Tuple[List[List[Span3]], List[numpy.ndarray]]:
-        """Each decoded span's marginal probability: that its tokens carry exactly its
-        tags (and, in IOB schemes, that the next token does not continue it)."""
+        """Each decoded span and its marginal probability: the probability, over all
+        tag sequences, that the decoded spans include exactly this one (its start, end
+        and label)."""
         scheme = self.cfg["scheme"]
         spans: List[List[Span3]] = [[] for _ in scores.doc_lengths]
-        queries = []  # (segment, start in segment, n tags, tags, continuation tag or -1)
+        queries = []  # (segment, start in segment, end in segment, label)
         for s, (doc_i, start, end) in enumerate(scores.segments):
             for s_start, s_end, label in tags_to_spans(tags[doc_i][start:end], scheme):
                 spans[doc_i].append((start + s_start, start + s_end, label))
-                path = best[s, s_start:s_end].tolist()
-                cont = -1
-                if scheme in ("IOB1", "IOB2") and s_end < end - start:
-                    cont = self.tag_names.index(f"I-{label}")
-                queries.append((s, s_start, path, cont))
+                queries.append((s, s_start, s_end, label))
         if not queries:
             return spans, [numpy.zeros((0,), dtype="float32") for _ in spans]
-        pots, lengths = scores.potentials, scores.lengths
-        alpha, beta, log_z = forward_backward(pots, lengths)
-        device = pots.device
-        K = max(len(q[2]) + 1 for q in queries)
-        batch_index = torch.tensor([q[0] for q in queries], device=device)
-        starts = torch.tensor([q[1] for q in queries], device=device)
-        paths = torch.zeros((len(queries), K), dtype=torch.long, device=device)
-        n_used = torch.tensor([len(q[2]) for q in queries], device=device)
-        for k, (_, _, path, cont) in enumerate(queries):
-            paths[k, : len(path)] = torch.tensor(path)
-            if cont >= 0:
-                paths[k, len(path)] = cont
-        probs = subsequence_log_prob(pots, alpha, beta, log_z, batch_index, starts, paths, n_used).exp()
-        has_cont = torch.tensor([q[3] >= 0 for q in queries], device=device)
-        if bool(has_cont.any()):
-            n_cont = n_used + has_cont.long()
-            with_cont = subsequence_log_prob(pots, alpha, beta, log_z, batch_index, starts, paths, n_cont).exp()
-            probs = torch.where(has_cont, probs - with_cont, probs)
-        probs = probs.clamp(0.0, 1.0).cpu().numpy().astype("float32")
+        probs = self._chunk_probabilities(scores, queries)
         span_scores, k = [], 0
         for doc_spans in spans:
             span_scores.append(probs[k : k + len(doc_spans)])
             k += len(doc_spans)
         return spans, span_scores
+
+    def _chunk_probabilities(self, scores: CRFScores, queries: List[Tuple[int, int, int, str]]) -> numpy.ndarray:
+        """The probabilities of (segment, start, end, label) chunks, float32 (N,).
+        They are computed in float64: in float32 the log-partition of long or confident
+        sequences leaves errors of 1e-5 and more."""
+        pots, lengths = scores.potentials.double(), scores.lengths
+        device = pots.device
+        label_tags, opens_first, opens, closes = _chunk_tables(tuple(self.tag_names), self.cfg["scheme"])
+        alpha, beta, log_z = forward_backward(pots, lengths)
+        log_probs = chunk_log_prob(
+            pots, alpha, beta, log_z, lengths,
+            torch.tensor([q[0] for q in queries], device=device),
+            torch.tensor([q[1] for q in queries], device=device),
+            torch.tensor([q[2] for q in queries], device=device),
+            torch.tensor([label_tags[q[3]] for q in queries], device=device),
+            *(torch.from_numpy(table).to(device) for table in (opens_first, opens, closes)),
+        )
+        return log_probs.exp().clamp(0.0, 1.0).cpu().numpy().astype("float32")
 
     def update(
         self,
@@ -386,6 +384,19 @@ class CRFSequenceLabeler(TrainablePipe):
         for s, (doc_i, start, end) in enumerate(scores.segments):
             gold[s, : end - start] = per_doc[doc_i][start:end]
         return torch.from_numpy(gold).to(scores.potentials.device)
+
+
+@lru_cache(maxsize=16)
+def _chunk_tables(
+    names: Tuple[str, ...], scheme: str
+) -> Tuple[Dict[str, List[int]], numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """Each label's tag indices, and the scheme's chunk_boundaries over names."""
+    label_tags: Dict[str, List[int]] = {}
+    for i, name in enumerate(names):
+        label = split_tag(name, scheme)[1]
+        if label:
+            label_tags.setdefault(label, []).append(i)
+    return (label_tags, *chunk_boundaries(names, scheme))
 
 
 def _preview(example: Example, n_words: int = 8) -> str:
