@@ -92,6 +92,19 @@ def test_test_extra_holds_the_bench_extra(setup_kwargs):
     assert _requirement_names(extras["bench"]) <= _requirement_names(extras["test"])
 
 
+def test_ci_runs_the_readme_set_up_commands_verbatim():
+    readme = (ROOT / "README.md").read_text(encoding="utf8")
+    block = re.search(r"## Set-up.*?```bash\n(.*?)```", readme, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in block.splitlines()]
+    install = [c for c in commands if c.startswith("pip install")]
+    test = [c for c in commands if c.startswith("python -m pytest")]
+    assert install == ['pip install -c constraints.txt -e ".[test]"'] and test == ["python -m pytest tests -q"]
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf8").splitlines()]
+    assert install[0] in ci and test[0] in ci
+    assert ci.index(install[0]) < ci.index(test[0])
+    assert any(line.startswith("python3 -m venv") for line in ci)  # a new venv, not this machine's python
+
+
 def test_license_is_declared(setup_kwargs):
     assert (ROOT / "LICENSE").read_text(encoding="utf8").startswith("MIT License")
     assert setup_kwargs["license"] == "MIT"
