@@ -162,6 +162,55 @@ def test_odd_input(trained_ner, text):
     assert len(doc.spans["lm_crf_ner"]) == len(doc.ents)
 
 
+SPACE_TEXTS = ["   ", "\n", "Berlin\n\nParis", "Peter Blackburn \n\n lives in Berlin"]
+
+
+def _prefer_tag(component, tag: str, score: float = 50.0) -> None:
+    """Raise tag's score (pairwise "large": every row of the (L + 1) x L matrix) so
+    far that, unconstrained, every token would take it."""
+    import torch
+
+    module = component.model.get_ref("crf_head").shims[0]._model
+    with torch.no_grad():
+        module.proj.bias.view(-1, module.n_tags)[:, component.tag_names.index(tag)] += score
+
+
+@pytest.mark.parametrize(
+    "factory,config,make_examples,preferred",
+    [
+        # each token its own entity
+        ("lm_crf_ner", {}, ner_examples, {"S-ORG": 50.0}),
+        # one entity over the whole text
+        ("lm_crf_ner", {"scheme": "IOB2"}, ner_examples, {"B-ORG": 25.0, "I-ORG": 50.0}),
+        ("lm_crf_spans", {"spans_key": "chunks", "scheme": "IOB1"}, chunk_examples, {"I-NP": 50.0}),
+    ],
+)
+def test_no_span_includes_whitespace(factory, config, make_examples, preferred):
+    nlp = make_nlp(factory, config)
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    component = nlp.get_pipe(factory)
+    for tag, score in preferred.items():
+        _prefer_tag(component, tag, score)
+    key = component.cfg["spans_key"]
+    for doc in nlp.pipe(SPACE_TEXTS):
+        spans = doc.spans[key]
+        assert not [span for span in spans if any(token.is_space for token in span)], doc.text
+        assert {t.i for span in spans for t in span} == {t.i for t in doc if not t.is_space}
+        assert all(0.5 < score <= 1.0 for score in spans.attrs["scores"])
+        if factory == "lm_crf_ner":
+            assert list(doc.ents) == list(spans)
+
+
+def test_tagger_tags_whitespace():
+    """Tags have no spans: whitespace tokens are tagged like any other (spaCy's tagger tags them too)."""
+    nlp = make_nlp("lm_crf_tagger")
+    examples = tag_examples(nlp)
+    nlp.initialize(lambda: examples)
+    _prefer_tag(nlp.get_pipe("lm_crf_tagger"), "NN")
+    assert [t.tag_ for t in nlp("eggs \n\n ham")] == ["NN"] * 3
+
+
 def test_long_doc_without_sentences(trained_ner):
     words = (["Peter", "lives", "in", "Berlin", "."] * 1000)[:5000]
     doc = spacy.tokens.Doc(trained_ner.vocab, words=words)

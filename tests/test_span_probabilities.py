@@ -33,20 +33,27 @@ def single_thread():
 
 
 @lru_cache(maxsize=None)
-def _sequences(scheme: str, length: int, constrained: bool) -> List[Tuple[numpy.ndarray, List[Chunk]]]:
-    """Every tag sequence of length (only the valid ones if constrained), with its spans."""
+def _sequences(
+    scheme: str, length: int, constrained: bool, outside: Tuple[int, ...] = ()
+) -> List[Tuple[numpy.ndarray, List[Chunk]]]:
+    """Every tag sequence of length (only the valid ones if constrained, and only those
+    with O at the positions outside), with its spans."""
     names = tag_names(LABELS, scheme)
     allowed, start, end = allowed_transitions(names, scheme if constrained else None)
     found = []
     for seq in itertools.product(range(len(names)), repeat=length):
+        if any(names[seq[t]] != "O" for t in outside):
+            continue
         if start[seq[0]] and end[seq[-1]] and all(allowed[a, b] for a, b in zip(seq, seq[1:])):
             found.append((numpy.array(seq), tags_to_spans([names[i] for i in seq], scheme)))
     return found
 
 
-def _brute_span_probs(pots: numpy.ndarray, length: int, scheme: str, constrained: bool) -> Dict[Chunk, float]:
+def _brute_span_probs(
+    pots: numpy.ndarray, length: int, scheme: str, constrained: bool, outside: Tuple[int, ...] = ()
+) -> Dict[Chunk, float]:
     """P(span) for every span some sequence decodes to, by summing sequence probabilities."""
-    sequences = _sequences(scheme, length, constrained)
+    sequences = _sequences(scheme, length, constrained, outside)
     seqs = numpy.stack([seq for seq, _ in sequences])
     scores = pots[0, 0, seqs[:, 0]].copy()
     for t in range(1, length):
@@ -82,20 +89,23 @@ def _random_scores(ner, seed: int) -> CRFScores:
     return CRFScores(pots, lengths, SEGMENTS, DOC_LENGTHS)
 
 
+@pytest.mark.parametrize("spaces", [(), (1, 5)], ids=["words", "spaces"])
 @pytest.mark.parametrize("pairwise", ["large", "small", "none"])
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_decoded_span_probabilities_brute_force(scheme, pairwise):
+def test_decoded_span_probabilities_brute_force(scheme, pairwise, spaces):
     """Every decoded span's score is the probability, summed over all tag sequences,
-    that the sequence decodes to a span with its boundaries and label."""
+    that the sequence decodes to a span with its boundaries and label. Whitespace
+    tokens (at the doc positions spaces) are O in every sequence."""
     nlp, ner = _labeler(scheme, pairwise)
-    docs = [Doc(nlp.vocab, words=["w"] * n) for n in DOC_LENGTHS]
+    docs = [Doc(nlp.vocab, words=["\n" if i in spaces else "w" for i in range(n)]) for n in DOC_LENGTHS]
     n_checked = 0
     for seed in range(12):
         scores = _random_scores(ner, seed)
         prediction = ner._decode(scores, docs)
         pots = scores.potentials.double().numpy()
         for s, (doc_i, start, end) in enumerate(SEGMENTS):
-            expected = _brute_span_probs(pots[s], end - start, scheme, pairwise != "none")
+            outside = tuple(i - start for i in spaces if doc_i == 0 and start <= i < end)
+            expected = _brute_span_probs(pots[s], end - start, scheme, pairwise != "none", outside)
             for (span_start, span_end, label), prob in zip(prediction.spans[doc_i], prediction.span_scores[doc_i]):
                 if start <= span_start < end:
                     key = (span_start - start, span_end - start, label)

@@ -73,11 +73,21 @@ def log_partition(
     """
     pots, valid = _prepare(pots, lengths)
     if tag_mask is not None:
-        tag_mask = tag_mask.to(device=pots.device, dtype=torch.bool)
-        penalty = torch.where(tag_mask, 0.0, NEG_INF).to(pots.dtype)
-        pots = pots + penalty[:, :, None, :]
+        pots = restrict_tags(pots, tag_mask)
     # Padding steps carry alpha through, so the last one is at lengths - 1.
     return torch.logsumexp(_forward_scan(pots, valid)[:, -1], dim=-1)
+
+
+def restrict_tags(pots: Tensor, tag_mask: Tensor) -> Tensor:
+    """Pots in which tag j at position t scores NEG_INF more where tag_mask[b, t, j]
+    is False, so that every sequence using it is (practically) impossible.
+
+    tag_mask: bool (B, T, L).
+    """
+    pots = _as_float(pots)
+    tag_mask = tag_mask.to(device=pots.device, dtype=torch.bool)
+    penalty = torch.where(tag_mask, 0.0, NEG_INF).to(pots.dtype)
+    return pots + penalty[:, :, None, :]
 
 
 def gold_tag_mask(gold: Tensor, n_tags: int) -> Tensor:

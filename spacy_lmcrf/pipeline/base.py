@@ -9,13 +9,14 @@ corpora: a head learns only from the examples that carry its annotation and, whe
 has a `corpus`, come from that corpus (doc.user_data["lmcrf_corpus"], set by
 spacy_lmcrf.TaskCorpora.v1); the others add no loss, no gradient and no optimizer step.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 import torch
+from spacy.attrs import IS_SPACE
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.pipeline.tok2vec import Tok2VecListener
@@ -25,11 +26,11 @@ from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer
 
 from ..corpus import CORPUS_KEY, doc_corpus
-from ..ml.crf import chunk_log_prob, crf_loss, forward_backward, viterbi
+from ..ml.crf import chunk_log_prob, crf_loss, forward_backward, restrict_tags, viterbi
 from ..ml.crf_tagger import CRFScores, get_crf_module
 from ..memory import HeapTrimmer
 from ..optimizers import clip_gradient_norm, report_training_loss
-from ..tags import SCHEMES, allowed_transitions, chunk_boundaries, split_tag, tag_names, tags_to_spans
+from ..tags import OUTSIDE, SCHEMES, allowed_transitions, chunk_boundaries, split_tag, tag_names, tags_to_spans
 
 Span3 = Tuple[int, int, str]
 
@@ -50,6 +51,7 @@ class CRFSequenceLabeler(TrainablePipe):
 
     scheme (Optional[str]): the tag scheme spans are encoded in ("BIOES", "BILUO",
         "IOB2", "IOB1"), or None for plain token tags (no transition constraints).
+        With a scheme, whitespace tokens are decoded as "O": no span includes one.
     margin_cost (float): 0 trains the negative log-likelihood; a positive value trains
         the softmax-margin objective with this Hamming cost (Yang et al. 2016 use 5).
     corpus (Optional[str]): only docs of this corpus (doc.user_data["lmcrf_corpus"]) or
@@ -217,6 +219,8 @@ class CRFSequenceLabeler(TrainablePipe):
             spans = [[] for _ in docs] if self.cfg["scheme"] else None
             span_scores = [numpy.zeros((0,), dtype="float32") for _ in docs] if spans is not None else None
             return CRFPrediction(tags, spans, span_scores)
+        if self.cfg["scheme"]:
+            scores = self._outside_on_space(scores, docs)
         best, _ = viterbi(scores.potentials, scores.lengths)
         best = best.cpu().numpy()
         for s, (doc_i, start, end) in enumerate(scores.segments):
@@ -225,6 +229,22 @@ class CRFSequenceLabeler(TrainablePipe):
             return CRFPrediction(tags)
         spans, span_scores = self._span_probabilities(scores, tags)
         return CRFPrediction(tags, spans, span_scores)
+
+    def _outside_on_space(self, scores: CRFScores, docs: List[Doc]) -> CRFScores:
+        """The scores with "O" forced on whitespace tokens, so that no span includes
+        one (spaCy's NER lets no entity start on whitespace). Decoding, and so every
+        decoded sequence and span probability, sees only sequences that respect it."""
+        space = numpy.zeros(tuple(scores.potentials.shape[:2]), dtype=bool)
+        is_space = [doc.to_array(IS_SPACE).astype(bool) for doc in docs]
+        for s, (doc_i, start, end) in enumerate(scores.segments):
+            space[s, : end - start] = is_space[doc_i][start:end]
+        if not space.any():
+            return scores
+        names = self.tag_names
+        allowed = numpy.ones((*space.shape, len(names)), dtype=bool)
+        allowed[space] = [name == OUTSIDE for name in names]
+        allowed = torch.from_numpy(allowed).to(scores.potentials.device)
+        return replace(scores, potentials=restrict_tags(scores.potentials, allowed))
 
     def _span_probabilities(
         self, scores: CRFScores, tags: List[List[str]]
