@@ -10,7 +10,7 @@ from thinc.api import Adam
 
 from spacy_lmcrf.corpus import CORPUS_KEY
 
-from .util import CHUNK_DATA, NER_DATA, TAG_DATA, chunk_examples, ner_examples, tag_examples
+from .util import CHUNK_DATA, NER_DATA, TAG_DATA, TINY_TOK2VEC, chunk_examples, ner_examples, tag_examples
 
 GRU_TOK2VEC = {
     "@architectures": "spacy_lmcrf.WordCharTok2Vec.v1",
@@ -220,3 +220,23 @@ def test_corpus_restricted_head_trains_and_annotates_only_its_corpus():
     docs = list(nlp.pipe(docs))
     assert [(e.start, e.end) for e in docs[1].ents] == [(0, 2)]  # left as it was
     assert "ner_en" in docs[0].spans and "ner_en" not in docs[1].spans
+
+
+def test_corpus_restricted_head_trains_its_inline_language_model_on_its_corpus_only():
+    """Its LM loss (a mean over the batch's words) is the same with the other corpus's
+    docs in the batch as without them: they add nothing to the LM either."""
+    nlp = spacy.blank("en")
+    tok2vec = {"@architectures": "spacy_lmcrf.LMLSTMTok2Vec.v1", **TINY_TOK2VEC}
+    nlp.add_pipe("lm_crf_ner", name="ner_en", config={"corpus": "en", "model": {"tok2vec": tok2vec}})
+    examples = ner_examples(nlp)
+    for i, eg in enumerate(examples):
+        for doc in (eg.predicted, eg.reference):
+            doc.user_data[CORPUS_KEY] = "en" if i < 2 else "es"
+    nlp.initialize(lambda: examples)
+    ner = nlp.get_pipe("ner_en")
+    mixed = ner.update(examples)
+    own = ner.update(examples[:2])
+    assert mixed["ner_en_lm"] > 0
+    assert mixed["ner_en_lm"] == pytest.approx(own["ner_en_lm"])
+    assert mixed["ner_en"] == pytest.approx(own["ner_en"])
+    assert "ner_en_lm" not in ner.update(examples[2:])

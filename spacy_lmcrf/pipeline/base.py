@@ -19,7 +19,7 @@ import torch
 from spacy.attrs import IS_SPACE
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.pipeline.tok2vec import Tok2VecListener
+from spacy.pipeline.tok2vec import Tok2Vec, Tok2VecListener
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
@@ -87,6 +87,8 @@ class CRFSequenceLabeler(TrainablePipe):
         self._has_gradient = False
         # the loss of the updates since the last step, for schedules that anneal on it
         self._loss_since_step = 0.0
+        # (losses key, layer) of the co-trained LMs in upstream tok2vec components
+        self._shared_lms: List[Tuple[str, Model]] = []
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -187,6 +189,8 @@ class CRFSequenceLabeler(TrainablePipe):
         self.model.initialize(X=docs)
         for tok2vec in self._shared_tok2vecs_needing_all_docs(nlp):
             tok2vec.initialize(X=docs)
+        if nlp is not None:
+            self.find_shared_lms(nlp)
 
     def _shared_tok2vecs_needing_all_docs(self, nlp: Optional[Language]) -> List[Model]:
         """Upstream tok2vec layers this component listens to that build vocabularies
@@ -194,12 +198,39 @@ class CRFSequenceLabeler(TrainablePipe):
         ten docs only; these layers then extend their vocabularies with all our docs."""
         if nlp is None:
             return []
-        mine = {node.id for node in self.model.walk()}
+        return [
+            node
+            for _, proc in self._upstream_components(nlp)
+            for node in proc.model.walk()
+            if node.attrs.get("init_with_all_docs")
+        ]
+
+    def find_shared_lms(self, nlp: Language) -> None:
+        """Find the co-trained language models of the upstream tok2vec components this
+        one listens to: the first listening component to update after such a tok2vec
+        reports its LM loss, as losses[TOK2VEC_NAME + "_lm"]. The factories call this,
+        and initialize again."""
+        self._shared_lms = [
+            (f"{name}_lm", node)
+            for name, proc in self._upstream_components(nlp)
+            for node in proc.model.walk()
+            if "last_lm_loss" in node.attrs
+        ]
+
+    def _upstream_components(self, nlp: Language) -> List[Tuple[str, TrainablePipe]]:
+        """The (name, component) of the upstream components this one listens to: linked
+        by spaCy already, or (before spaCy links them) spaCy's tok2vec components whose
+        name a Tok2VecListener of ours names, or "*"."""
+        listeners = [node for node in self.model.walk() if hasattr(node, "upstream_name")]
+        mine = {node.id for node in listeners}
         found = []
-        for _, proc in nlp.pipeline:
-            listeners = getattr(proc, "listeners", None) or []
-            if proc is not self and any(listener.id in mine for listener in listeners):
-                found.extend(n for n in proc.model.walk() if n.attrs.get("init_with_all_docs"))
+        for name, proc in nlp.pipeline:
+            linked = {node.id for node in getattr(proc, "listeners", None) or []}
+            named = isinstance(proc, Tok2Vec) and any(
+                isinstance(node, Tok2VecListener) and node.upstream_name in ("*", name) for node in listeners
+            )
+            if proc is not self and (linked & mine or named):
+                found.append((name, proc))
         return found
 
     def predict(self, docs: Iterable[Doc]) -> CRFPrediction:
@@ -299,11 +330,16 @@ class CRFSequenceLabeler(TrainablePipe):
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, f"{type(self).__name__}.update")
-        if not any(len(eg.predicted) and self.trains_on(eg) for eg in examples):
+        mine = [eg for eg in examples if self.trains_on(eg)]
+        if not any(len(eg.predicted) for eg in mine):
             self._pass_on_shared_tok2vec([eg.predicted for eg in examples])
+            _report_lm_losses(losses, self._shared_lms)
             return losses
-        lm_nodes = [node for node in self.model.walk() if "last_lm_loss" in node.attrs]
-        for node in lm_nodes:
+        if not self._listens():
+            # an inline tok2vec, and the language model it trains, see only our docs
+            examples = mine
+        own_lms = [(f"{self.name}_lm", node) for node in self.model.walk() if "last_lm_loss" in node.attrs]
+        for _, node in own_lms:
             node.attrs["last_lm_loss"] = None
         scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_potentials = self.get_loss(examples, scores)
@@ -313,11 +349,12 @@ class CRFSequenceLabeler(TrainablePipe):
         if sgd not in (None, False):
             self.finish_update(sgd)
         losses[self.name] += loss
-        for node in lm_nodes:
-            if node.attrs["last_lm_loss"] is not None:
-                key = f"{self.name}_lm"
-                losses[key] = losses.get(key, 0.0) + node.attrs["last_lm_loss"]
+        _report_lm_losses(losses, own_lms + self._shared_lms)
         return losses
+
+    def _listens(self) -> bool:
+        """Whether the model reads an upstream component's output (a listener)."""
+        return any(hasattr(node, "upstream_name") for node in self.model.walk())
 
     def _pass_on_shared_tok2vec(self, docs: List[Doc]) -> None:
         """Hand a zero gradient back to the shared tok2vec this component listens to,
@@ -404,6 +441,14 @@ class CRFSequenceLabeler(TrainablePipe):
         for s, (doc_i, start, end) in enumerate(scores.segments):
             gold[s, : end - start] = per_doc[doc_i][start:end]
         return torch.from_numpy(gold).to(scores.potentials.device)
+
+
+def _report_lm_losses(losses: Dict[str, float], lms: List[Tuple[str, Model]]) -> None:
+    """Add each LM layer's loss of its last training pass to losses[key], once."""
+    for key, node in lms:
+        if node.attrs["last_lm_loss"] is not None:
+            losses[key] = losses.get(key, 0.0) + node.attrs["last_lm_loss"]
+            node.attrs["last_lm_loss"] = None
 
 
 @lru_cache(maxsize=16)

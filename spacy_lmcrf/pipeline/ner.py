@@ -45,10 +45,12 @@ def make_lm_crf_ner(
         (doc.spans[spans_key], scores in its attrs["scores"]); the component's name if None.
     scorer (Optional[Callable]): the scoring method.
     """
-    return CRFEntityRecognizer(
+    component = CRFEntityRecognizer(
         nlp.vocab, model, name, scheme=scheme, margin_cost=margin_cost, corpus=corpus,
         spans_key=spans_key or name, scorer=scorer,
     )
+    component.find_shared_lms(nlp)
+    return component
 
 
 class CRFEntityRecognizer(CRFSequenceLabeler):

@@ -45,10 +45,12 @@ def make_lm_crf_spans(
         (doc.user_data["lmcrf_corpus"], set by spacy_lmcrf.TaskCorpora.v1) or of none.
     scorer (Optional[Callable]): the scoring method.
     """
-    return CRFSpanLabeler(
+    component = CRFSpanLabeler(
         nlp.vocab, model, name, scheme=scheme, margin_cost=margin_cost, corpus=corpus,
         spans_key=spans_key, scorer=scorer,
     )
+    component.find_shared_lms(nlp)
+    return component
 
 
 class CRFSpanLabeler(CRFSequenceLabeler):

@@ -37,7 +37,9 @@ def make_lm_crf_tagger(
         (doc.user_data["lmcrf_corpus"], set by spacy_lmcrf.TaskCorpora.v1) or of none.
     scorer (Optional[Callable]): the scoring method.
     """
-    return CRFTagger(nlp.vocab, model, name, scheme=None, margin_cost=margin_cost, corpus=corpus, scorer=scorer)
+    component = CRFTagger(nlp.vocab, model, name, scheme=None, margin_cost=margin_cost, corpus=corpus, scorer=scorer)
+    component.find_shared_lms(nlp)
+    return component
 
 
 class CRFTagger(CRFSequenceLabeler):
