@@ -74,7 +74,8 @@ class CharLanguageModel(nn.Module):
         self.resize(n_chars=n_chars, n_lm_words=n_lm_words)
 
     def resize(self, *, n_chars: int, n_lm_words: int) -> None:
-        """Give the character table and the LM's output layers new sizes (new rows are fresh)."""
+        """Give the character table and the LM's output layers new sizes: a layer whose
+        size changes is rebuilt, all its rows fresh."""
         device = self.embed.weight.device
         if n_chars != self.embed.num_embeddings:
             dim = self.embed.embedding_dim

@@ -49,7 +49,12 @@ def build_lm_lstm_tok2vec(
     highway_depth (int): highway units per highway (0 behaves like use_highway=False).
     use_highway (bool): False is the paper's "no highway" (NH) ablation.
     lm_weight (float): lambda, the weight of the language-model loss; 0 is the paper's
-        "no language model" (NL) ablation.
+        "no language model" (NL) ablation. A component trains on its CRF loss, summed
+        over the batch's sentences (or windows), plus lambda x the LM loss, the mean
+        cross-entropy per word of the forward LM plus that of the backward LM over the
+        batch's words: the LM term does not grow with the batch and the CRF term does, so
+        larger batches weigh the LM less against the labels. The "_lm" loss reported in
+        losses is lambda x the LM loss.
     word_dim (Optional[int]): word embedding size; None takes the width of the
         pipeline's vectors, or 100 if the pipeline has none.
     width (int): output width, the word bi-LSTM's two directions together.
@@ -108,7 +113,11 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
 
     Initializing again extends the vocabularies (e.g. a shared tok2vec, first
     initialized by spaCy's tok2vec component from a sample, then by each listening
-    component from its training data); the weights start afresh either way."""
+    component from its training data). It re-initialises the whole word table
+    (uniform rows, then the pipeline's vectors) every time, and the character table
+    and the LM's output layers only if their vocabularies grew. The character LSTMs and
+    highways keep their weights, and so does the word bi-LSTM unless the word width
+    changed (word_dim = null and vectors added since)."""
     if not X:
         return model
     spacy_vocab = X[0].vocab

@@ -95,7 +95,10 @@ def get_module(model: Model) -> WordCharEncoder:
 
 def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     """Build the vocabularies from X (all training docs) and size the torch module.
-    Initializing again extends the vocabularies; the weights start afresh."""
+    Initializing again extends the vocabularies. It re-initialises the whole word table
+    (uniform rows, then the pipeline's vectors) every time, and the character table only
+    if the character vocabulary grew; the other layers keep their weights unless their
+    input width changed (a word width taken from vectors added since)."""
     if not X:
         return model
     module = get_module(model)

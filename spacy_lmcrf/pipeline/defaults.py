@@ -1,4 +1,10 @@
-"""The default models of the components: LM-LSTM-CRF with the paper's sizes."""
+"""The default models of the components: LM-LSTM-CRF with the paper's sizes.
+
+lm_weight = 1.0 (lambda) adds the co-trained LM's loss, the mean cross-entropy per word of
+the forward LM plus that of the backward LM over the batch's words, to the CRF loss, a sum
+over the batch's sentences: the LM term does not grow with the batch and the CRF term does
+(see spacy_lmcrf.LMLSTMTok2Vec.v1).
+"""
 from thinc.api import Config
 
 DEFAULT_MODEL_CONFIG = """
