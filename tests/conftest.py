@@ -20,6 +20,15 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture
+def single_torch_thread():
+    """One intra-op thread: the tensors of exact CRF tests are tiny, threads only contend."""
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

@@ -22,13 +22,7 @@ LENGTHS = [4, 2, 1]
 MAX_T = 4
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    # The tensors here are tiny; intra-op threads only add contention.
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _random_pots(seed: int = 0, dtype=torch.float64, scale: float = 1.0):

@@ -194,13 +194,18 @@ def test_multitask_overfits_and_round_trips(tmp_path):
     assert [[t.tag_ for t in d] for d in nlp2.pipe([t for t, _ in TAG_DATA])] == [tags for _, tags in TAG_DATA]
 
 
-def test_corpus_restricted_head_trains_and_annotates_only_its_corpus():
-    nlp = spacy.blank("en")
-    nlp.add_pipe("lm_crf_ner", name="ner_en", config={"corpus": "en", "model": {"pairwise": "small", "tok2vec": GRU_TOK2VEC}})
-    examples = ner_examples(nlp)
+def _two_corpora(examples):
+    """The first two examples in corpus "en", the others in "es"."""
     for i, eg in enumerate(examples):
         for doc in (eg.predicted, eg.reference):
             doc.user_data[CORPUS_KEY] = "en" if i < 2 else "es"
+    return examples
+
+
+def test_corpus_restricted_head_trains_and_annotates_only_its_corpus():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("lm_crf_ner", name="ner_en", config={"corpus": "en", "model": {"pairwise": "small", "tok2vec": GRU_TOK2VEC}})
+    examples = _two_corpora(ner_examples(nlp))
     nlp.initialize(lambda: examples)
     ner = nlp.get_pipe("ner_en")
     assert [ner.trains_on(eg) for eg in examples] == [True, True, False, False]
@@ -228,10 +233,7 @@ def test_corpus_restricted_head_trains_its_inline_language_model_on_its_corpus_o
     nlp = spacy.blank("en")
     tok2vec = {"@architectures": "spacy_lmcrf.LMLSTMTok2Vec.v1", **TINY_TOK2VEC}
     nlp.add_pipe("lm_crf_ner", name="ner_en", config={"corpus": "en", "model": {"tok2vec": tok2vec}})
-    examples = ner_examples(nlp)
-    for i, eg in enumerate(examples):
-        for doc in (eg.predicted, eg.reference):
-            doc.user_data[CORPUS_KEY] = "en" if i < 2 else "es"
+    examples = _two_corpora(ner_examples(nlp))
     nlp.initialize(lambda: examples)
     ner = nlp.get_pipe("ner_en")
     mixed = ner.update(examples)

@@ -24,12 +24,7 @@ TOLERANCE = 1e-6
 Chunk = Tuple[int, int, str]
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @lru_cache(maxsize=None)
