@@ -13,7 +13,6 @@ from spacy_lmcrf.ml.crf import (
     gold_tag_mask,
     log_partition,
     marginals,
-    subsequence_log_prob,
     viterbi,
 )
 
@@ -279,33 +278,6 @@ def test_padding_independence_and_zero_gradient():
         torch.testing.assert_close(fb[0][b : b + 1, :n], alpha)
         torch.testing.assert_close(fb[1][b : b + 1, :n], beta)
         torch.testing.assert_close(fb[2][b : b + 1], log_z)
-
-
-def test_subsequence_log_prob_brute_force():
-    pots, lengths = _random_pots(12)
-    log_alpha, log_beta, log_z = forward_backward(pots, lengths)
-    queries = [
-        (0, 0, [1, 2, 0]),
-        (0, 1, [2, 2, 1]),
-        (0, 3, [1]),
-        (1, 0, [0, 1]),
-        (1, 1, [2]),
-        (2, 0, [1]),
-    ]
-    max_k = max(len(q[2]) for q in queries)
-    batch_index = torch.tensor([q[0] for q in queries])
-    start = torch.tensor([q[1] for q in queries])
-    tags = torch.tensor([q[2] + [-1] * (max_k - len(q[2])) for q in queries])
-    n_used = torch.tensor([len(q[2]) for q in queries])
-    result = subsequence_log_prob(
-        pots, log_alpha, log_beta, log_z, batch_index, start, tags, n_used
-    )
-    assert result.shape == (len(queries),)
-    for k, (b, s, sub) in enumerate(queries):
-        seqs, scores = _all_scores(pots[b], LENGTHS[b])
-        keep = torch.tensor([list(seq[s : s + len(sub)]) == sub for seq in seqs])
-        expected = torch.logsumexp(scores[keep], 0) - torch.logsumexp(scores, 0)
-        torch.testing.assert_close(result[k], expected)
 
 
 def test_no_nan_edge_cases():

@@ -182,39 +182,6 @@ def marginals(pots: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
     return unary, pairwise
 
 
-def subsequence_log_prob(
-    pots: Tensor,
-    log_alpha: Tensor,
-    log_beta: Tensor,
-    logZ: Tensor,
-    batch_index: Tensor,
-    start: Tensor,
-    tags: Tensor,
-    n_tags_used: Tensor,
-) -> Tensor:
-    """log P(y[start : start + n] = tags[:n]) for N queries at once, (N,).
-
-    n = n_tags_used[k] >= 1; entries of tags beyond n are ignored.
-    """
-    pots = _as_float(pots)
-    device = pots.device
-    batch_index = batch_index.to(device=device, dtype=torch.long)
-    start = start.to(device=device, dtype=torch.long)
-    n_used = n_tags_used.to(device=device, dtype=torch.long)
-    tags = tags.to(device=device, dtype=torch.long).clamp(min=0)
-    n_steps = pots.shape[1]
-    score = log_alpha[batch_index, start, tags[:, 0]]
-    for m in range(1, tags.shape[1]):
-        active = m < n_used
-        pos = (start + m).clamp(max=n_steps - 1)
-        step = pots[batch_index, pos, tags[:, m - 1], tags[:, m]]
-        score = score + torch.where(active, step, torch.zeros_like(step))
-    last_tag = tags.gather(1, (n_used - 1)[:, None]).squeeze(1)
-    end_pos = start + n_used - 1
-    score = score + log_beta[batch_index, end_pos, last_tag]
-    return score - logZ[batch_index]
-
-
 def chunk_log_prob(
     pots: Tensor,
     log_alpha: Tensor,
