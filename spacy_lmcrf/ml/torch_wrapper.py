@@ -1,9 +1,9 @@
 """Wrapping our torch modules for Thinc: one place for the wrapper's settings and for
 turning padded per-segment states back into one array per doc."""
-from typing import Callable, List, Sequence, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 import torch
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, PyTorchShim, PyTorchWrapper_v3, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from ..segments import Segment
@@ -13,14 +13,42 @@ from .torch_io import deserialize_torch_module, serialize_torch_module
 
 def wrap_torch_module(module: torch.nn.Module, convert_inputs: Callable, convert_outputs: Callable) -> Model:
     """A PyTorchWrapper_v3 that saves the module's state dict and loads it without
-    unpickling (spacy_lmcrf.ml.torch_io), resizing the module to the saved shapes first."""
-    return PyTorchWrapper_v3(
+    unpickling (spacy_lmcrf.ml.torch_io), resizing the module to the saved shapes first,
+    and that predicts without switching the module back to training mode (ThreadSafeShim)."""
+    wrapper = PyTorchWrapper_v3(
         module,
         convert_inputs=convert_inputs,
         convert_outputs=convert_outputs,
         serialize_model=serialize_torch_module,
         deserialize_model=deserialize_torch_module,
     )
+    shim = wrapper.shims[0]
+    wrapper.shims[0] = ThreadSafeShim(
+        shim._model,
+        device=shim.device,
+        serialize_model=serialize_torch_module,
+        deserialize_model=deserialize_torch_module,
+    )
+    return wrapper
+
+
+class ThreadSafeShim(PyTorchShim):
+    """A PyTorchShim whose predict may run in several threads at once.
+
+    Thinc's shim puts the module in eval() for predict and back in train() after it: a
+    thread finishing its predict turns dropout on inside another thread's forward pass,
+    which then returns wrong output without an error. Here only begin_update switches
+    the module to training mode; predict switches it to eval mode, which is idempotent,
+    so concurrent predicts all see eval mode. (Training while another thread predicts
+    on the same pipeline is not supported, as in spaCy.)
+    """
+
+    def predict(self, inputs: ArgsKwargs) -> Any:
+        if self._model.training:
+            self._model.eval()
+        with torch.no_grad():
+            with torch.autocast(device_type="cuda", enabled=self._mixed_precision):
+                return self._model(*inputs.args, **inputs.kwargs)
 
 
 def states_to_docs(
