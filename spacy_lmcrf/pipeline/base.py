@@ -9,13 +9,17 @@ corpora: a head learns only from the examples that carry its annotation and, whe
 has a `corpus`, come from that corpus (doc.user_data["lmcrf_corpus"], set by
 spacy_lmcrf.TaskCorpora.v1); the others add no loss, no gradient and no optimizer step.
 """
+import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import islice
+from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
+import srsly
 import torch
+from spacy import util
 from spacy.attrs import IS_SPACE
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
@@ -31,8 +35,21 @@ from ..ml.crf_tagger import CRFScores, get_crf_module
 from ..memory import HeapTrimmer
 from ..optimizers import clip_gradient_norm, report_training_loss
 from ..tags import OUTSIDE, SCHEMES, allowed_transitions, chunk_boundaries, split_tag, tag_names, tags_to_spans
+from .serialize import (
+    CHECKSUM_KEY,
+    check_cfg,
+    check_checksum,
+    check_crf_matches_cfg,
+    read_cfg,
+    read_model_bytes,
+    weights_checksum,
+)
 
 Span3 = Tuple[int, int, str]
+
+
+class TrainingDiverged(ValueError):
+    """A training loss that is non-finite or far beyond what a working model gives."""
 
 
 @dataclass
@@ -57,6 +74,8 @@ class CRFSequenceLabeler(TrainablePipe):
     corpus (Optional[str]): only docs of this corpus (doc.user_data["lmcrf_corpus"]) or
         of none train and are annotated by this component (a language's head in
         cross-lingual joint training); None: every doc.
+    max_loss_per_token (float): a batch loss per token above this (or a non-finite
+        one) stops training with TrainingDiverged before the weights take it; 0: no limit.
     """
 
     def __init__(
@@ -68,6 +87,7 @@ class CRFSequenceLabeler(TrainablePipe):
         scheme: Optional[str],
         margin_cost: float = 0.0,
         corpus: Optional[str] = None,
+        max_loss_per_token: float = 100.0,
         scorer: Optional[Callable] = None,
         **cfg,
     ) -> None:
@@ -75,14 +95,21 @@ class CRFSequenceLabeler(TrainablePipe):
             raise ValueError(f"Unknown tag scheme {scheme!r}; use one of {SCHEMES} or None.")
         if margin_cost < 0:
             raise ValueError(f"margin_cost must be >= 0, got {margin_cost}")
+        if not max_loss_per_token >= 0:
+            raise ValueError(f"max_loss_per_token must be >= 0, got {max_loss_per_token}")
         self.vocab = vocab
         self.model = model
         self._heap_trimmer = HeapTrimmer()
         self.name = name
         self.scorer = scorer
         self.cfg = {
-            "labels": [], "scheme": scheme, "margin_cost": float(margin_cost), "corpus": corpus, **cfg
+            "labels": [], "scheme": scheme, "margin_cost": float(margin_cost), "corpus": corpus,
+            "max_loss_per_token": float(max_loss_per_token), **cfg,
         }
+        # the updates this component trained on, for the step named in errors
+        self._n_updates = 0
+        # the optimizer of the last finish_update(), for the learning rate named in errors
+        self._last_optimizer: Optional[Optimizer] = None
         # whether update() has backpropagated since the last finish_update()
         self._has_gradient = False
         # the loss of the updates since the last step, for schedules that anneal on it
@@ -250,6 +277,11 @@ class CRFSequenceLabeler(TrainablePipe):
             spans = [[] for _ in docs] if self.cfg["scheme"] else None
             span_scores = [numpy.zeros((0,), dtype="float32") for _ in docs] if spans is not None else None
             return CRFPrediction(tags, spans, span_scores)
+        if not bool(torch.isfinite(scores.potentials).all()):
+            raise ValueError(
+                f"'{self.name}': the model gives non-finite scores (NaN or infinity), so its "
+                "output would be meaningless: its weights are damaged or training diverged."
+            )
         if self.cfg["scheme"]:
             scores = self._outside_on_space(scores, docs)
         best, _ = viterbi(scores.potentials, scores.lengths)
@@ -343,6 +375,11 @@ class CRFSequenceLabeler(TrainablePipe):
             node.attrs["last_lm_loss"] = None
         scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_potentials = self.get_loss(examples, scores)
+        self._n_updates += 1
+        n_tokens = sum(len(eg.predicted) for eg in mine)
+        self._check_divergence("CRF loss", loss, loss / max(n_tokens, 1), "token", sgd)
+        for key, node in own_lms + self._shared_lms:
+            self._check_lm_divergence(key, node, sgd)
         backprop(d_potentials)
         self._has_gradient = True
         self._loss_since_step += loss
@@ -351,6 +388,36 @@ class CRFSequenceLabeler(TrainablePipe):
         losses[self.name] += loss
         _report_lm_losses(losses, own_lms + self._shared_lms)
         return losses
+
+    def _check_lm_divergence(self, key: str, node: Model, sgd: Optional[Optimizer]) -> None:
+        """Stop on a co-trained LM's loss (lm_weight x the forward plus the backward
+        cross-entropy per word) that is non-finite or exceeds 2 x max_loss_per_token
+        per word and direction."""
+        loss = node.attrs["last_lm_loss"]
+        if loss is not None:
+            per_word = loss / max(node.attrs.get("lm_weight", 1.0), 1e-12) / 2
+            self._check_divergence(f"language-model loss ({key})", loss, per_word, "word", sgd)
+
+    def _check_divergence(self, what: str, loss: float, per_unit: float, unit: str, sgd) -> None:
+        """Raise TrainingDiverged if loss is non-finite or its value per unit exceeds
+        cfg["max_loss_per_token"] (0: no limit): stepping on it would write garbage."""
+        limit = self.cfg.get("max_loss_per_token", 0.0)
+        if math.isfinite(loss) and not (limit and per_unit > limit):
+            return
+        learn_rate = getattr(sgd or self._last_optimizer, "learn_rate", None)
+        rate = f" (last {learn_rate:g})" if isinstance(learn_rate, (int, float)) else ""
+        reason = (
+            "is not finite" if not math.isfinite(loss)
+            else f"is {per_unit:.4g} per {unit}, above max_loss_per_token = {limit:g}"
+        )
+        raise TrainingDiverged(
+            f"'{self.name}' diverged in its update {self._n_updates} of this run (spaCy's "
+            f"step {self._n_updates - 1} if it trains on every batch): the {what} of the "
+            f"batch is {loss:.6g} and {reason}. "
+            f"The weights were not updated with it. Lower the learning rate{rate}, e.g. "
+            "[training.optimizer] learn_rate ten times smaller, or clip gradients "
+            "(grad_clip, grad_norm_clip)."
+        )
 
     def _listens(self) -> bool:
         """Whether the model reads an upstream component's output (a listener)."""
@@ -383,6 +450,7 @@ class CRFSequenceLabeler(TrainablePipe):
         component: spaCy calls finish_update on every component after each batch, and
         an optimizer with momentum (or weight decay) moves weights even without a
         gradient, so a head whose task is absent from a batch would drift."""
+        self._last_optimizer = sgd
         if not self._has_gradient:
             return
         self._has_gradient = False
@@ -441,6 +509,79 @@ class CRFSequenceLabeler(TrainablePipe):
         for s, (doc_i, start, end) in enumerate(scores.segments):
             gold[s, : end - start] = per_doc[doc_i][start:end]
         return torch.from_numpy(gold).to(scores.potentials.device)
+
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        """The component as bytes; its cfg records the checksum of its weights."""
+        model_bytes = self._model_bytes_with_checksum()
+        serialize = {
+            "cfg": lambda: srsly.json_dumps(self.cfg),
+            "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
+            "model": lambda: model_bytes,
+        }
+        return util.to_bytes(serialize, exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "CRFSequenceLabeler":
+        """Load what to_bytes wrote, refusing damaged or mismatched data."""
+        source = f"the serialized component '{self.name}'"
+        try:
+            msg = srsly.msgpack_loads(bytes_data)
+        except Exception as error:
+            raise ValueError(f"{source} is damaged (not msgpack: {error}).") from None
+        if "vocab" not in exclude and "vocab" in msg:
+            self.vocab.from_bytes(msg["vocab"], exclude=exclude)
+        cfg = None
+        if "cfg" not in exclude:
+            if "cfg" not in msg:
+                raise ValueError(f"{source} has no cfg (its labels and tag scheme).")
+            cfg = srsly.json_loads(msg["cfg"])
+        model_bytes = msg.get("model") if "model" not in exclude else None
+        self._load(cfg, model_bytes, source)
+        return self
+
+    def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
+        """Save the component in path; its cfg records the checksum of its weights."""
+        model_bytes = self._model_bytes_with_checksum()
+        serialize = {
+            "cfg": lambda p: srsly.write_json(p, self.cfg),
+            "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
+            "model": lambda p: Path(p).write_bytes(model_bytes),
+        }
+        util.to_disk(path, serialize, exclude)
+
+    def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "CRFSequenceLabeler":
+        """Load what to_disk wrote; a missing, damaged or mismatched file raises a
+        ValueError naming the pipeline folder and what disagrees."""
+        path = util.ensure_path(path)
+        source = f"component '{self.name}' of the pipeline in {path.parent}"
+        if "vocab" not in exclude and (path / "vocab").exists():
+            self.vocab.from_disk(path / "vocab", exclude=exclude)
+        cfg = read_cfg(path / "cfg", source) if "cfg" not in exclude else None
+        model_bytes = read_model_bytes(path / "model", source) if "model" not in exclude else None
+        self._load(cfg, model_bytes, source)
+        return self
+
+    def _model_bytes_with_checksum(self) -> bytes:
+        model_bytes = self.model.to_bytes()
+        self.cfg[CHECKSUM_KEY] = weights_checksum(model_bytes, self.labels, self.cfg["scheme"])
+        return model_bytes
+
+    def _load(self, cfg: Optional[Dict], model_bytes: Optional[bytes], source: str) -> None:
+        if cfg is not None:
+            check_cfg(cfg, source)
+            if model_bytes is not None:
+                check_checksum(cfg, model_bytes, source)
+            self.cfg.update(cfg)
+        if model_bytes is None:
+            return
+        try:
+            self.model.from_bytes(model_bytes)
+        except Exception as error:
+            raise ValueError(
+                f"{source}: the weights cannot be read ({type(error).__name__}: {error}); "
+                "the file is damaged or belongs to another model."
+            ) from error
+        check_crf_matches_cfg(get_crf_module(self.model), self.cfg, source)
 
 
 def _report_lm_losses(losses: Dict[str, float], lms: List[Tuple[str, Model]]) -> None:

@@ -19,6 +19,7 @@ from .defaults import DEFAULT_MODEL
         "scheme": "BIOES",
         "margin_cost": 0.0,
         "corpus": None,
+        "max_loss_per_token": 100.0,
         "spans_key": None,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
@@ -31,6 +32,7 @@ def make_lm_crf_ner(
     scheme: str,
     margin_cost: float,
     corpus: Optional[str],
+    max_loss_per_token: float,
     spans_key: Optional[str],
     scorer: Optional[Callable],
 ) -> "CRFEntityRecognizer":
@@ -43,10 +45,14 @@ def make_lm_crf_ner(
         (doc.user_data["lmcrf_corpus"], set by spacy_lmcrf.TaskCorpora.v1) or of none.
     spans_key (Optional[str]): where the entities and their probabilities are also kept
         (doc.spans[spans_key], scores in its attrs["scores"]); the component's name if None.
+    max_loss_per_token (float): training stops with an error when a batch's loss per
+        token exceeds this (a diverged model: a working CRF starts near the log of its
+        number of tags) or is not finite; 0: only non-finite losses stop it.
     scorer (Optional[Callable]): the scoring method.
     """
     component = CRFEntityRecognizer(
         nlp.vocab, model, name, scheme=scheme, margin_cost=margin_cost, corpus=corpus,
+        max_loss_per_token=max_loss_per_token,
         spans_key=spans_key or name, scorer=scorer,
     )
     component.find_shared_lms(nlp)

@@ -20,6 +20,7 @@ from .defaults import DEFAULT_MODEL
         "scheme": "BIOES",
         "margin_cost": 0.0,
         "corpus": None,
+        "max_loss_per_token": 100.0,
         "scorer": {"@scorers": "spacy.spancat_scorer.v1"},
     },
     default_score_weights={"spans_sc_f": 1.0, "spans_sc_p": 0.0, "spans_sc_r": 0.0},
@@ -32,6 +33,7 @@ def make_lm_crf_spans(
     scheme: str,
     margin_cost: float,
     corpus: Optional[str],
+    max_loss_per_token: float,
     scorer: Optional[Callable],
 ) -> "CRFSpanLabeler":
     """A CRF labeler of non-overlapping spans, such as syntactic chunks.
@@ -43,10 +45,14 @@ def make_lm_crf_spans(
     margin_cost (float): 0 for the negative log-likelihood, > 0 for softmax-margin.
     corpus (Optional[str]): train on and annotate only docs of this corpus
         (doc.user_data["lmcrf_corpus"], set by spacy_lmcrf.TaskCorpora.v1) or of none.
+    max_loss_per_token (float): training stops with an error when a batch's loss per
+        token exceeds this (a diverged model: a working CRF starts near the log of its
+        number of tags) or is not finite; 0: only non-finite losses stop it.
     scorer (Optional[Callable]): the scoring method.
     """
     component = CRFSpanLabeler(
         nlp.vocab, model, name, scheme=scheme, margin_cost=margin_cost, corpus=corpus,
+        max_loss_per_token=max_loss_per_token,
         spans_key=spans_key, scorer=scorer,
     )
     component.find_shared_lms(nlp)
@@ -74,8 +80,10 @@ class CRFSpanLabeler(CRFSequenceLabeler):
             if aligned:
                 spans.extend((s.start, s.end, s.label_) for s in aligned)
             else:
-                for i in example.alignment.y2x[span.start : span.end].dataXd:
-                    missing[int(i)] = True
+                # no predicted tokens start and end where the span does: its tokens'
+                # tags are unknown (marginalised), as lm_crf_ner does for such entities
+                for i in _aligned_tokens(example, span):
+                    missing[i] = True
         return spans_to_tags(n, spans, self.cfg["scheme"], missing)
 
     def _write_annotations(self, docs: List[Doc], prediction: CRFPrediction) -> None:
@@ -84,3 +92,8 @@ class CRFSpanLabeler(CRFSequenceLabeler):
             group = SpanGroup(doc, name=key, spans=[Span(doc, s, e, label=l) for s, e, l in spans])
             group.attrs["scores"] = scores
             doc.spans[key] = group
+
+
+def _aligned_tokens(example: Example, span: Span) -> List[int]:
+    """The predicted tokens that share characters with a reference span."""
+    return sorted({int(i) for i in example.alignment.y2x[span.start : span.end]})

@@ -17,6 +17,7 @@ from .defaults import DEFAULT_MODEL
         "model": DEFAULT_MODEL,
         "margin_cost": 0.0,
         "corpus": None,
+        "max_loss_per_token": 100.0,
         "scorer": {"@scorers": "spacy.tagger_scorer.v1"},
     },
     default_score_weights={"tag_acc": 1.0},
@@ -27,6 +28,7 @@ def make_lm_crf_tagger(
     model: Model,
     margin_cost: float,
     corpus: Optional[str],
+    max_loss_per_token: float,
     scorer: Optional[Callable],
 ) -> "CRFTagger":
     """A CRF token tagger: every token gets one of the tags seen in training.
@@ -35,9 +37,15 @@ def make_lm_crf_tagger(
     margin_cost (float): 0 for the negative log-likelihood, > 0 for softmax-margin.
     corpus (Optional[str]): train on and annotate only docs of this corpus
         (doc.user_data["lmcrf_corpus"], set by spacy_lmcrf.TaskCorpora.v1) or of none.
+    max_loss_per_token (float): training stops with an error when a batch's loss per
+        token exceeds this (a diverged model: a working CRF starts near the log of its
+        number of tags) or is not finite; 0: only non-finite losses stop it.
     scorer (Optional[Callable]): the scoring method.
     """
-    component = CRFTagger(nlp.vocab, model, name, scheme=None, margin_cost=margin_cost, corpus=corpus, scorer=scorer)
+    component = CRFTagger(
+        nlp.vocab, model, name, scheme=None, margin_cost=margin_cost, corpus=corpus,
+        max_loss_per_token=max_loss_per_token, scorer=scorer,
+    )
     component.find_shared_lms(nlp)
     return component
 
