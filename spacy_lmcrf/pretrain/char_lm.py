@@ -12,7 +12,10 @@ import torch
 from torch import nn
 
 from .char_vocab import CharVocab
-from .tensor_file import read_tensor_file, write_tensor_file
+from .tensor_file import (
+    check_meta, load_checked_module, meta_fraction, meta_int, meta_strings, read_tensor_file,
+    write_tensor_file,
+)
 
 KIND = "char_lm"
 State = Tuple[torch.Tensor, torch.Tensor]
@@ -85,18 +88,37 @@ class BiCharLM(nn.Module):
 
     @classmethod
     def from_meta(cls, meta: Dict[str, Any], source: str = "<meta>") -> "BiCharLM":
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{source} holds a {meta.get('kind')!r} model, not a character LM ({KIND!r})")
-        return cls(
-            CharVocab(meta["chars"]), meta["embedding_size"], meta["hidden_size"],
-            meta["num_layers"], meta["dropout"],
-        )
+        """An untrained BiCharLM with the vocabulary and sizes of meta (as meta() gives them).
+
+        Building allocates what meta asks for: for a file's meta use from_tensors, which
+        checks the sizes against the file's tensors first. Raises ValueError, naming source,
+        when meta does not describe a BiCharLM.
+        """
+        check_meta(meta, KIND, "a character LM", source)
+        chars = meta_strings(meta, "chars", source)
+        keys = ("embedding_size", "hidden_size", "num_layers")
+        sizes = [meta_int(meta, key, source) for key in keys]
+        dropout = meta_fraction(meta, "dropout", source)
+        try:
+            vocab = CharVocab(chars)
+        except ValueError as err:
+            raise ValueError(f"{source}: its metadata's 'chars' are no vocabulary: {err}") from None
+        return cls(vocab, *sizes, dropout)
+
+    @classmethod
+    def from_tensors(
+        cls, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any], source: str, prefix: str = ""
+    ) -> "BiCharLM":
+        """The BiCharLM meta describes, with the weights in tensors (the names under prefix),
+        its sizes checked against the tensors' shapes before it is built. Raises ValueError,
+        naming source and what disagrees."""
+        return load_checked_module(lambda: cls.from_meta(meta, source), tensors, source, prefix)
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "BiCharLM":
-        """A BiCharLM saved by save()."""
+        """A BiCharLM saved by save(). Raises ValueError, naming the file, if it is not one
+        or is truncated or damaged."""
         tensors, meta = read_tensor_file(path)
-        model = cls.from_meta(meta, str(path))
-        model.load_state_dict(tensors)
+        model = cls.from_tensors(tensors, meta, str(path))
         model.training_info = meta.get("training", {})
         return model

@@ -16,7 +16,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from .tensor_file import read_tensor_file, write_tensor_file
+from .tensor_file import (
+    check_meta, load_checked_module, meta_fraction, meta_int, meta_strings, read_tensor_file,
+    write_tensor_file,
+)
 from .word_vocab import WordVocab
 
 KIND = "word_lm"
@@ -143,18 +146,42 @@ class BiWordLM(nn.Module):
 
     @classmethod
     def from_meta(cls, meta: Dict[str, Any], source: str = "<meta>") -> "BiWordLM":
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{source} holds a {meta.get('kind')!r} model, not a word LM ({KIND!r})")
-        return cls(
-            WordVocab(meta["words"]), meta["embedding_size"], meta["hidden_size"], meta["projection_size"],
-            meta["num_layers"], meta["dropout"], meta["cutoffs"],
-        )
+        """An untrained BiWordLM with the vocabulary and sizes of meta (as meta() gives them).
+
+        Building allocates what meta asks for: for a file's meta use from_tensors, which
+        checks the sizes against the file's tensors first. Raises ValueError, naming source,
+        when meta does not describe a BiWordLM.
+        """
+        check_meta(meta, KIND, "a word LM", source)
+        words = meta_strings(meta, "words", source)
+        keys = ("embedding_size", "hidden_size", "num_layers")
+        sizes = {key: meta_int(meta, key, source) for key in keys}
+        sizes["projection_size"] = meta_int(meta, "projection_size", source, minimum=0)
+        sizes["dropout"] = meta_fraction(meta, "dropout", source)
+        cutoffs = meta.get("cutoffs")
+        if not isinstance(cutoffs, list) or any(type(c) is not int for c in cutoffs):
+            raise ValueError(
+                f"{source}: its metadata's 'cutoffs' is {cutoffs!r}, not a list of whole numbers"
+            )
+        try:
+            return cls(WordVocab(words), cutoffs=cutoffs, **sizes)
+        except ValueError as err:
+            raise ValueError(f"{source}: its metadata describes no word LM: {err}") from None
+
+    @classmethod
+    def from_tensors(
+        cls, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any], source: str, prefix: str = ""
+    ) -> "BiWordLM":
+        """The BiWordLM meta describes, with the weights in tensors (the names under prefix),
+        its sizes checked against the tensors' shapes before it is built. Raises ValueError,
+        naming source and what disagrees."""
+        return load_checked_module(lambda: cls.from_meta(meta, source), tensors, source, prefix)
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "BiWordLM":
-        """A BiWordLM saved by save()."""
+        """A BiWordLM saved by save(). Raises ValueError, naming the file, if it is not one
+        or is truncated or damaged."""
         tensors, meta = read_tensor_file(path)
-        model = cls.from_meta(meta, str(path))
-        model.load_state_dict(tensors)
+        model = cls.from_tensors(tensors, meta, str(path))
         model.training_info = meta.get("training", {})
         return model
