@@ -3,7 +3,9 @@
     python -m spacy lmcrf pretrain-char-lm configs/charlm_en.cfg training/charlm_en --paths.train TEXT --paths.dev TEXT
     python -m spacy lmcrf pretrain-word-lm configs/wordlm_en.cfg training/wordlm_en --paths.train TEXT --paths.dev TEXT
 """
+import signal
 from pathlib import Path
+from typing import Any, Dict
 
 import typer
 from spacy.cli._util import Arg, Opt, app, parse_config_overrides, show_validation_error
@@ -27,13 +29,16 @@ def pretrain_char_lm_cli(
     .gz files, streamed; truncated BPTT; dev bits per character; checkpoints; resume.
     Config overrides as in `spacy train`, e.g. --paths.train corpus.txt.gz
     --training.max_minutes 30. The result, OUTPUT_DIR/char_lm.msgpack, is what
-    spacy_lmcrf.ContextualStringEmbeddings.v1's lm_path names."""
+    spacy_lmcrf.ContextualStringEmbeddings.v1's lm_path names. Checkpoints are written
+    at evaluations, every [training] checkpoint_minutes, and on Ctrl-C or SIGTERM, which
+    end the run after the current step (exit status 130 / 143; a second one aborts)."""
     from .pretrain.char_lm_training import load_pretraining_config, pretrain_char_lm
 
     overrides = parse_config_overrides(ctx.args)
     with show_validation_error(config_path):
         config = load_pretraining_config(config_path, overrides)
-    pretrain_char_lm(config, output_dir, resume=resume, gpu_id=gpu_id)
+    record = pretrain_char_lm(config, output_dir, resume=resume, gpu_id=gpu_id)
+    exit_if_stopped_by_signal(record)
 
 
 @lmcrf_cli.command(
@@ -52,14 +57,16 @@ def pretrain_word_lm_cli(
     adaptive softmax. Text files, directories or .gz files, streamed; truncated BPTT;
     dev perplexity; checkpoints; resume. Config overrides as in `spacy train`. The
     result, OUTPUT_DIR/word_lm.msgpack, is what spacy_lmcrf.BiLMEmbeddings.v1's
-    lm_path names."""
+    lm_path names. Checkpoints as in pretrain-char-lm (evaluations, checkpoint_minutes,
+    Ctrl-C or SIGTERM)."""
     from .pretrain.char_lm_training import load_pretraining_config
     from .pretrain.word_lm_training import pretrain_word_lm
 
     overrides = parse_config_overrides(ctx.args)
     with show_validation_error(config_path):
         config = load_pretraining_config(config_path, overrides)
-    pretrain_word_lm(config, output_dir, resume=resume, gpu_id=gpu_id)
+    record = pretrain_word_lm(config, output_dir, resume=resume, gpu_id=gpu_id)
+    exit_if_stopped_by_signal(record)
 
 
 @lmcrf_cli.command("hold-out-text")
@@ -75,3 +82,11 @@ def hold_out_text_cli(
 
     n_train, n_dev = hold_out_last_lines(source, train_path, dev_path, last)
     print(f"{n_train} lines -> {train_path}; {n_dev} lines -> {dev_path}")
+
+
+def exit_if_stopped_by_signal(record: Dict[str, Any]) -> None:
+    """A pretraining run that SIGINT or SIGTERM stopped (its checkpoint written) exits
+    with 128 + the signal's number, as a shell reports a process the signal ended, so
+    that `pretrain && train` does not go on with an unfinished LM."""
+    if record.get("signal"):
+        raise SystemExit(128 + signal.Signals[record["signal"]].value)

@@ -9,6 +9,12 @@ on in every epoch. With several files, interleave_files (the default) draws the 
 split from a random file in proportion to its size (interleaved_splits). What differs
 between the kinds of LM (how text is read and encoded, the model, the optimizer, the
 held-out measure) is an LMTask.
+
+Checkpoints (checkpoint.msgpack, everything a resume needs) are written at every
+evaluation, every checkpoint_minutes of training (0 = only at evaluations), and when the
+run is stopped by SIGINT (Ctrl-C) or SIGTERM: the step under way is finished, the
+checkpoint written, and the run ends (a second signal aborts at once). `--resume` goes on
+from any of them exactly as if the run had not stopped.
 """
 import math
 import random
@@ -22,12 +28,14 @@ from thinc.api import Config
 from tqdm import tqdm
 from wasabi import msg
 
-from .loop import RunClock, StopRule, append_log
+from .loop import CheckpointTimer, RunClock, StopOnSignals, StopRule, append_log
 from .tensor_file import read_tensor_file, write_tensor_file
 from .text import text_files
 
 # settings a resumed run may change (how long to go on); the others must match the checkpoint
-RESUMABLE_CHANGES = ("eval_every", "max_steps", "max_epochs", "max_minutes", "patience")
+RESUMABLE_CHANGES = (
+    "eval_every", "max_steps", "max_epochs", "max_minutes", "patience", "checkpoint_minutes"
+)
 LOOP_SETTINGS = ("bptt", "batch_size", "split_windows", "eval_every")
 # [training] defaults of the loop's own settings, the same for every kind of LM
 LOOP_DEFAULTS = {
@@ -37,6 +45,7 @@ LOOP_DEFAULTS = {
     "max_minutes": 0,
     "patience": 0,
     "interleave_files": True,
+    "checkpoint_minutes": 10,
 }
 MAX_OPEN_FILES = 64
 CHECKPOINT = "checkpoint.msgpack"
@@ -87,6 +96,9 @@ def check_loop_settings(settings: Dict[str, Any], source: str) -> None:
     for key in LOOP_SETTINGS:
         if training[key] < 1:
             raise ValueError(f"{source}: [training] {key} must be positive, got {training[key]}")
+    if not training["checkpoint_minutes"] >= 0:
+        raise ValueError(f"{source}: [training] checkpoint_minutes must be 0 (only at evaluations) "
+                         f"or positive, got {training['checkpoint_minutes']}")
     if not isinstance(training["interleave_files"], bool):
         raise ValueError(f"{source}: [training] interleave_files must be true or false, "
                          f"got {training['interleave_files']!r}")
@@ -226,9 +238,24 @@ def pretrain_lms(
     """Train (or, with resume, go on training) the forward and backward LMs of settings
     in output_dir: task.best_file (best held-out measure, or the last model without dev
     text), task.last_file, checkpoint.msgpack (everything a resume needs) and log.jsonl.
-    Returns the final record of the log."""
+    Returns the final record of the log; stopped by SIGINT or SIGTERM, it holds the
+    signal's name under "signal" (and the checkpoint is written)."""
+    with StopOnSignals() as signals:
+        return _pretrain_lms(task, settings, Path(output_dir), resume, gpu_id, show_progress,
+                             signals)
+
+
+def _pretrain_lms(
+    task: LMTask,
+    settings: Dict[str, Any],
+    output_dir: Path,
+    resume: bool,
+    gpu_id: int,
+    show_progress: bool,
+    signals: StopOnSignals,
+) -> Dict[str, Any]:
+    """pretrain_lms; signals take over SIGINT and SIGTERM once the training loop starts."""
     metric, unit = task.metric, task.unit
-    output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu")
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -240,6 +267,7 @@ def pretrain_lms(
     best_key, units_key = f"best_dev_{metric}", f"train_{unit}"
 
     saved_optimizer = None
+    running = {"forward": 0.0, "backward": 0.0, "units": 0}
     if resume:
         if not checkpoint_path.exists():
             raise FileNotFoundError(f"--resume: there is no checkpoint at {checkpoint_path}")
@@ -261,6 +289,7 @@ def pretrain_lms(
         progress = meta["progress"]
         if "optimizer" in meta:
             saved_optimizer = (tensors, meta["optimizer"])
+        running.update(meta.get("running", {}))  # the training loss since the last evaluation
         msg.info(f"Resuming at step {progress['step']} (epoch {position['epoch']}, split {position['split']})")
     else:
         if checkpoint_path.exists():
@@ -285,7 +314,8 @@ def pretrain_lms(
     stop_rule = StopRule(training["max_steps"], training["max_epochs"], training["max_minutes"], training["patience"])
     clock = RunClock(progress["seconds"])
     log_path = output_dir / LOG
-    running = {"forward": 0.0, "backward": 0.0, "units": 0}
+    checkpoint_timer = CheckpointTimer(training["checkpoint_minutes"], clock.seconds)
+    checkpointed = {"step": progress["step"] if resume else None}
 
     def provenance() -> Dict[str, Any]:
         return {"step": progress["step"], "epoch": position["epoch"], "seconds": round(clock.seconds, 1),
@@ -301,8 +331,14 @@ def pretrain_lms(
         tensors.update(optim_tensors)
         progress["seconds"] = clock.seconds
         meta = {"fingerprint": config_fingerprint(settings), "model": model.meta(), "position": position,
-                "progress": progress, "optimizer": optim_meta}
+                "progress": progress, "optimizer": optim_meta, "running": running}
         write_tensor_file(checkpoint_path, tensors, meta)
+        checkpoint_timer.reset(clock.seconds)
+        checkpointed["step"] = progress["step"]
+
+    def checkpoint_between_evaluations(trigger: str) -> None:
+        save_checkpoint()
+        append_log(log_path, {"event": "checkpoint", "trigger": trigger, **provenance()})
 
     def evaluate() -> Dict[str, Any]:
         record: Dict[str, Any] = {"event": "evaluate", **provenance()}
@@ -335,9 +371,12 @@ def pretrain_lms(
         return ", ".join(parts)
 
     def stop_reason() -> Optional[str]:
+        if signals.received:
+            return signals.received
         return stop_rule.reason(step=progress["step"], epoch=position["epoch"], seconds=clock.seconds,
                                 evals_since_best=progress["evals_since_best"])
 
+    signals.install()
     bar = tqdm(total=training["max_steps"] or None, initial=progress["step"], disable=not show_progress,
                unit="step", dynamic_ncols=True)
     last_record: Dict[str, Any] = {}
@@ -386,6 +425,8 @@ def pretrain_lms(
                     if progress["step"] % training["eval_every"] == 0:
                         last_record = evaluate()
                         bar.write(describe(last_record))
+                    elif signals.received or checkpoint_timer.due(clock.seconds):
+                        checkpoint_between_evaluations(signals.received or "time")
                     stop = stop_reason()
                     if stop is not None:
                         break
@@ -402,6 +443,16 @@ def pretrain_lms(
                 raise ValueError(f"the training text has fewer than 2 {unit}: nothing to train on")
             stop = stop_reason()
     bar.close()
+    if stop == signals.received:
+        # no final evaluation (it can take minutes): the checkpoint is what a resume needs
+        if checkpointed["step"] != progress["step"]:
+            checkpoint_between_evaluations(stop)
+        end = {"event": "end", "reason": stop, "signal": stop, **provenance(),
+               best_key: progress[best_key]}
+        append_log(log_path, end)
+        msg.warn(f"Stopped by {stop} at step {progress['step']}: the checkpoint is written "
+                 f"({checkpoint_path}); go on with --resume")
+        return {**last_record, **end}
     if not last_record or last_record["step"] != progress["step"]:
         last_record = evaluate()
         msg.info(describe(last_record))
