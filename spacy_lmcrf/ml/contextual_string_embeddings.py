@@ -5,7 +5,8 @@ Each segment (a sentence, or a window of max_length tokens) is read as the chara
 string "\\n" + the words joined by single spaces + "\\n", the form of a line of the
 pretraining text. A word's embedding is the forward LM's output after the word's last
 character concatenated with the backward LM's output after (reading leftwards) the
-word's first character: [h^f_{t_{i+1}-1}; h^b_{t_i-1}] in the paper's notation.
+word's first character: [h^f_{t_{i+1}-1}; h^b_{t_i-1}] in the paper's notation. A word
+longer than max_token_chars is read as its first and last characters only.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from ..pretrain.char_lm import BiCharLM, CharLM
 from ..pretrain.char_vocab import CharVocab
 from ..segments import Segment, batch_segments
 from .bucketing import length_groups, reverse_padded
+from .featurize import DEFAULT_MAX_TOKEN_CHARS, check_max_token_chars, token_chars
 from .torch_wrapper import convert_batch_outputs, wrap_torch_module
 
 BOUNDARY = "\n"
@@ -37,6 +39,7 @@ def build_contextual_string_embeddings(
     chunk_chars: int = 512,
     group_size: int = 32,
     max_length: int = 128,
+    max_token_chars: Optional[int] = DEFAULT_MAX_TOKEN_CHARS,
 ) -> Model[List[Doc], List[Floats2d]]:
     """Contextual string embeddings: 2 x hidden_size features per token from a forward
     and a backward character LM pretrained with `spacy lmcrf pretrain-char-lm`.
@@ -51,9 +54,14 @@ def build_contextual_string_embeddings(
     group_size (int): segments run together, grouped by length.
     max_length (int): longest segment in tokens: sentences when the doc has sentence
         boundaries, otherwise windows of this many tokens.
+    max_token_chars (Optional[int]): a longer token is read as its first and last
+        max_token_chars / 2 characters, so one very long token (base64, minified JSON, a
+        CJK run) costs the LMs no more than a long word. The default, 64, leaves every
+        token of CoNLL-2000/2002/2003 whole (the longest has 62); null keeps all.
     """
     if chunk_chars < 1 or group_size < 1 or max_length < 1:
         raise ValueError("chunk_chars, group_size and max_length must be positive")
+    check_max_token_chars(max_token_chars)
     module = ContextualStringLMs(hidden_size, chunk_chars=chunk_chars, group_size=group_size)
     wrapper = wrap_torch_module(module, _convert_inputs, convert_batch_outputs)
     return Model(
@@ -63,7 +71,13 @@ def build_contextual_string_embeddings(
         layers=[wrapper],
         refs={"lms": wrapper},
         dims={"nO": 2 * hidden_size},
-        attrs={"lm_path": lm_path, "fine_tune": fine_tune, "max_length": max_length, "chars": []},
+        attrs={
+            "lm_path": lm_path,
+            "fine_tune": fine_tune,
+            "max_length": max_length,
+            "max_token_chars": max_token_chars,
+            "chars": [],
+        },
     )
 
 
@@ -143,13 +157,26 @@ class CharBatch:
     first_chars: numpy.ndarray  # (S, T)
 
 
-def featurize_strings(docs: List[Doc], vocab: CharVocab, max_length: int) -> CharBatch:
-    """Each segment's string, its character ids and where each word starts and ends."""
+def featurize_strings(
+    docs: List[Doc],
+    vocab: CharVocab,
+    max_length: int,
+    max_token_chars: Optional[int] = DEFAULT_MAX_TOKEN_CHARS,
+) -> CharBatch:
+    """Each segment's string, its character ids and where each word starts and ends.
+
+    docs (List[Doc]): the batch.
+    vocab (CharVocab): the LMs' characters.
+    max_length (int): the most tokens per segment.
+    max_token_chars (Optional[int]): the most characters read per token (token_chars):
+        a segment's string has at most max_length x (max_token_chars + 1) + 1 characters.
+    RETURNS (CharBatch): the padded strings and the words' first and last positions.
+    """
     segments = batch_segments(docs, max_length)
     T = max((end - start for _, start, end in segments), default=0)
     strings, firsts, lasts = [], [], []
     for doc_i, start, end in segments:
-        words = [token.text for token in docs[doc_i][start:end]]
+        words = [token_chars(token.text, max_token_chars) for token in docs[doc_i][start:end]]
         first, position = [], len(BOUNDARY)
         for word in words:
             first.append(position)
@@ -207,7 +234,9 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2
             "ContextualStringEmbeddings has no LMs yet: initialize the pipeline "
             "(nlp.initialize(get_examples)) before using it."
         )
-    batch = featurize_strings(docs, _char_vocab(model), model.attrs["max_length"])
+    batch = featurize_strings(
+        docs, _char_vocab(model), model.attrs["max_length"], model.attrs["max_token_chars"]
+    )
     if not batch.segments:
         return [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs], lambda d_outputs: []
     wrapper = model.get_ref("lms")

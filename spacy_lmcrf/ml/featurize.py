@@ -10,6 +10,10 @@ arrays say where each word's states are read:
   backward LSTM has read the word from its end);
 - ``fwd_before[i]`` / ``bwd_after[i]``: the separators from which the forward / backward
   language model predicts word i.
+
+A word longer than max_token_chars enters the stream as its first and last characters
+only (token_chars), so one very long token (base64, minified JSON, a CJK run without
+spaces) costs the character LSTMs at most max_token_chars steps.
 """
 import re
 from collections import Counter
@@ -28,6 +32,8 @@ N_WORD_SPECIALS = 2
 LM_UNK = 0
 LM_IGNORE = -100
 DIGIT = re.compile(r"\d")
+# No token of CoNLL-2000, CoNLL-2002 or CoNLL-2003 is longer (the longest has 62 characters).
+DEFAULT_MAX_TOKEN_CHARS = 64
 
 
 def normalize_word(text: str, *, lowercase: bool, zero_digits: bool) -> str:
@@ -35,6 +41,33 @@ def normalize_word(text: str, *, lowercase: bool, zero_digits: bool) -> str:
     if lowercase:
         text = text.lower()
     return DIGIT.sub("0", text) if zero_digits else text
+
+
+def token_chars(text: str, max_token_chars: Optional[int]) -> str:
+    """The characters of a token that enter a character stream: all of them, or for a
+    token longer than max_token_chars its first ceil(k/2) and last floor(k/2) characters.
+
+    Both ends are kept because each character LSTM's state for the word is read where it
+    has just finished the word: the forward one after the last characters (suffixes:
+    "-ing", "'s", ".com"), the backward one after the first (capitals, prefixes). The
+    middle of a very long token is what either would have forgotten.
+
+    text (str): the token's text.
+    max_token_chars (Optional[int]): the longest piece; None keeps every character.
+    RETURNS (str): text, or its two ends joined.
+    """
+    if max_token_chars is None or len(text) <= max_token_chars:
+        return text
+    head = (max_token_chars + 1) // 2
+    tail = max_token_chars - head
+    return text[:head] + (text[-tail:] if tail else "")
+
+
+def check_max_token_chars(max_token_chars: Optional[int]) -> Optional[int]:
+    """Raise a ValueError unless max_token_chars is None or at least 1."""
+    if max_token_chars is not None and max_token_chars < 1:
+        raise ValueError(f"max_token_chars must be at least 1 or null, got {max_token_chars}")
+    return max_token_chars
 
 
 class Vocabularies:
@@ -183,8 +216,19 @@ def featurize(
     *,
     max_length: int,
     with_lm_targets: bool,
+    max_token_chars: Optional[int] = DEFAULT_MAX_TOKEN_CHARS,
 ) -> FeatureBatch:
-    """Turn a batch of docs into padded arrays, one row per segment."""
+    """Turn a batch of docs into padded arrays, one row per segment.
+
+    docs (Sequence[Doc]): the batch.
+    vocab (Vocabularies): the character, word and LM vocabularies.
+    max_length (int): the most tokens per segment (windows of a longer sentence).
+    with_lm_targets (bool): also give the LM's targets (in training).
+    max_token_chars (Optional[int]): the longest piece of the character stream per token
+        (see token_chars); the word ids and LM targets read the whole token. A segment's
+        stream then has at most max_length x (max_token_chars + 1) + 1 characters.
+    RETURNS (FeatureBatch): the padded arrays.
+    """
     segments = batch_segments(docs, max_length)
     n_seg = len(segments)
     lengths = numpy.array([end - start for _, start, end in segments], dtype="int64")
@@ -205,8 +249,9 @@ def featurize(
             lm_targets[s, :n] = [lm_get(w, LM_UNK) for w in norms]
         pieces = [sep]
         for text in texts:
-            pieces.append(vocab.chars_of(text))
+            pieces.append(vocab.chars_of(token_chars(text, max_token_chars)))
             pieces.append(sep)
+        # the positions follow the (capped) pieces, so the LM's targets stay at word ends
         word_lens = numpy.array([len(p) for p in pieces[1::2]], dtype="int64")
         after = numpy.cumsum(word_lens + 1)  # separator after each word
         before = after - word_lens - 1  # separator before each word

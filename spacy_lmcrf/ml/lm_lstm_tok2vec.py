@@ -13,7 +13,7 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
-from .featurize import FeatureBatch, featurize
+from .featurize import DEFAULT_MAX_TOKEN_CHARS, FeatureBatch, check_max_token_chars, featurize
 from .lm_lstm import LMLSTMEncoder
 from .padding import pad_segments, unpad_segments
 from .torch_wrapper import wrap_torch_module
@@ -38,6 +38,7 @@ def build_lm_lstm_tok2vec(
     lowercase: bool = True,
     include_vectors: bool = True,
     max_length: int = 128,
+    max_token_chars: Optional[int] = DEFAULT_MAX_TOKEN_CHARS,
 ) -> Model[List[Doc], List[Floats2d]]:
     """The LM-LSTM-CRF encoder (Liu et al. 2018): a character language model, co-trained
     through highway units, whose states are concatenated with word embeddings and read
@@ -69,7 +70,13 @@ def build_lm_lstm_tok2vec(
         from its vector and fine-tuned).
     max_length (int): longest sequence run through the LSTMs: sentences when the doc
         has sentence boundaries, otherwise windows of this many tokens.
+    max_token_chars (Optional[int]): a longer token enters the character stream as its
+        first and last max_token_chars / 2 characters (its word embedding and LM target
+        still read the whole token), so one very long token (base64, minified JSON, a CJK
+        run) costs the character LSTMs no more than a long word. The default, 64, leaves
+        every token of CoNLL-2000/2002/2003 whole (the longest has 62); null keeps all.
     """
+    check_max_token_chars(max_token_chars)
     if highway_depth < 1:
         use_highway = False
     module = LMLSTMEncoder(
@@ -99,6 +106,7 @@ def build_lm_lstm_tok2vec(
             "lowercase": lowercase,
             "include_vectors": include_vectors,
             "max_length": max_length,
+            "max_token_chars": max_token_chars,
             "chars": [],
             "words": [],
             "lm_words": [],
@@ -150,6 +158,7 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2
         get_vocabularies(model),
         max_length=model.attrs["max_length"],
         with_lm_targets=with_lm,
+        max_token_chars=model.attrs["max_token_chars"],
     )
     if batch.n_segments == 0:
         outputs = [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs]
