@@ -57,7 +57,8 @@ def featurize_words(
     if with_chars:
         if vocab.zero_digits:
             words = [DIGIT.sub("0", text) for text in words]
-        chars = [vocab.chars_of(text)[:max_word_length] for text in words]
+        # cut the text before the lookup, so no long token's ids are built or cached
+        chars = [vocab.chars_of(text[:max_word_length]) for text in words]
         char_lengths = numpy.array([max(len(c), 1) for c in chars], dtype="int64")
         char_ids = numpy.zeros((len(chars), int(char_lengths.max()) if chars else 1), dtype="int64")
         for i, c in enumerate(chars):
