@@ -1,17 +1,44 @@
 """`spacy lmcrf ...`: our commands in spaCy's CLI (entry point group spacy_cli).
 
+    python -m spacy lmcrf train configs/lmcrf_ner.cfg --output training --paths.train TRAIN --paths.dev DEV
     python -m spacy lmcrf pretrain-char-lm configs/charlm_en.cfg training/charlm_en --paths.train TEXT --paths.dev TEXT
     python -m spacy lmcrf pretrain-word-lm configs/wordlm_en.cfg training/wordlm_en --paths.train TEXT --paths.dev TEXT
 """
+import logging
 import signal
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import typer
+from spacy import util
 from spacy.cli._util import Arg, Opt, app, parse_config_overrides, show_validation_error
 
-lmcrf_cli = typer.Typer(name="lmcrf", help="spacy-lmcrf commands: language-model pretraining and its text", no_args_is_help=True)
+lmcrf_cli = typer.Typer(name="lmcrf", help="spacy-lmcrf commands: training with atomic saves, language-model pretraining and its text", no_args_is_help=True)
 app.add_typer(lmcrf_cli)
+
+
+@lmcrf_cli.command(
+    "train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def train_cli(
+    ctx: typer.Context,
+    config_path: Path = Arg(..., help="Path to config file", exists=True, allow_dash=False),
+    output_path: Optional[Path] = Opt(
+        None, "--output", "--output-path", "-o", help="Output directory for the trained pipeline"
+    ),
+    verbose: bool = Opt(False, "--verbose", "-V", "-VV", help="Show more for debugging"),
+    use_gpu: int = Opt(-1, "--gpu-id", "-g", help="GPU ID or -1 for CPU"),
+):
+    """Train a pipeline as `spacy train` does (same config, overrides and output
+    directory), but write model-best and model-last atomically: a process killed while
+    saving leaves the previous complete pipeline, never a half-written one. No --code:
+    this package's functions load through entry points."""
+    from .train import train_pipeline
+
+    if verbose:
+        util.logger.setLevel(logging.DEBUG)
+    overrides = parse_config_overrides(ctx.args)
+    train_pipeline(config_path, output_path, overrides=overrides, use_gpu=use_gpu)
 
 
 @lmcrf_cli.command(

@@ -1,10 +1,13 @@
-"""Atomic pipeline saves (spacy_lmcrf.atomic_save): a process killed at any moment of a
-save leaves a pipeline that loads (after the recovery rule: the previous one or the new
-one, never a broken one)."""
+"""Atomic pipeline saves (spacy_lmcrf.atomic_save) and `spacy lmcrf train`, which uses them:
+a process killed at any moment of a save leaves a pipeline that loads (after the recovery
+rule: the previous one or the new one, never a broken one), and the command writes
+model-best and model-last as `spacy train` does."""
 import multiprocessing
 import os
 import random
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -13,6 +16,7 @@ import numpy
 import pytest
 import spacy
 from spacy.language import Language
+from spacy.util import load_config, registry
 from spacy.vectors import Vectors
 
 from spacy_lmcrf import atomic_save
@@ -24,12 +28,26 @@ from spacy_lmcrf.atomic_save import (
     replace_directory_atomically,
     save_pipeline_atomically,
 )
+from spacy_lmcrf.callbacks import TrainingBudgetSpent
+from spacy_lmcrf.train import train_pipeline
 
-from .util import make_nlp, ner_examples, train
+from .util import convert_ner_sample, make_nlp, ner_examples, train
 
+ROOT = Path(__file__).parents[1]
 TEXTS = ["Peter Blackburn lives in Berlin w17 .", "w3 w5 EU rejects German call"]
 N_VECTORS = 50000  # 50,000 x 16 floats in the vectors and again in the model: 6 MB
 SEED = 21
+TINY_LMCRF = {
+    "components.lm_crf_ner.model.tok2vec.char_dim": 4,
+    "components.lm_crf_ner.model.tok2vec.char_hidden": 8,
+    "components.lm_crf_ner.model.tok2vec.width": 8,
+    "components.lm_crf_ner.model.tok2vec.word_dim": 8,
+    "components.lm_crf_ner.model.tok2vec.min_freq": 1,
+    "corpora.train.limit": 10,
+    "corpora.dev.limit": 10,
+    "training.max_steps": 3,
+    "training.eval_frequency": 2,
+}
 
 
 def small_pipeline(seed: int, n_steps: int) -> Language:
@@ -271,3 +289,67 @@ def test_kill_at_random_moments(tmp_path, pipelines):
         delay = rng.uniform(0.0, 2.5 * save_seconds)
         target = kill_while_saving(pipelines, directory, exchange, None, delay)
         check_after_kill(target, pipelines, exchange)
+
+
+# `spacy lmcrf train`
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return convert_ner_sample(tmp_path_factory.mktemp("sample"))
+
+
+def test_lmcrf_train_cli_writes_loadable_model_best_and_model_last(tmp_path, sample):
+    out = tmp_path / "out"
+    overrides = {"paths.train": sample / "sample_train.spacy",
+                 "paths.dev": sample / "sample_dev.spacy", **TINY_LMCRF}
+    config_path = ROOT / "configs" / "lmcrf_ner.cfg"
+    command = [sys.executable, "-m", "spacy", "lmcrf", "train", str(config_path),
+               "--output", str(out), *[f"--{key}={value}" for key, value in overrides.items()]]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Saved pipeline to output directory" in result.stdout
+    assert sorted(os.listdir(out)) == ["model-best", "model-last"]
+    for name in ("model-best", "model-last"):
+        nlp = spacy.load(out / name)
+        assert len(nlp("Peter Blackburn lives in Berlin .")) == 6
+        performance = nlp.meta["performance"]
+        assert {"ents_f", "ents_p", "ents_r", "lm_crf_ner_loss"} <= set(performance)
+        assert nlp.meta["license"] == "MIT"  # [initialize.after_init] ran
+
+
+@registry.callbacks("test_atomic_save.describe.v1")
+def describe_before_to_disk(text: str) -> Callable[[Language], Language]:
+    def before_to_disk(nlp: Language) -> Language:
+        nlp.meta["description"] = text
+        return nlp
+
+    return before_to_disk
+
+
+def test_train_pipeline_runs_the_callbacks_and_saves_when_one_stops_it(tmp_path, sample):
+    """[training.before_update] (stop_after_minutes raises a SystemExit, as a spent
+    budget does) and [training.before_to_disk] work as in `spacy train`: model-best from
+    the first evaluation, model-last saved on the way out. A killed run's leftovers in the
+    output directory are removed."""
+    overrides = {"paths.train": str(sample / "sample_train.spacy"),
+                 "paths.dev": str(sample / "sample_dev.spacy"),
+                 **TINY_LMCRF, "training.max_steps": 1000}
+    config = load_config(ROOT / "configs" / "lmcrf_ner.cfg", overrides=overrides)
+    config["training"]["before_update"] = {
+        "@callbacks": "spacy_lmcrf.stop_after_minutes.v1", "minutes": 1e-6
+    }
+    config["training"]["before_to_disk"] = {
+        "@callbacks": "test_atomic_save.describe.v1", "text": "saved atomically"
+    }
+    config.to_disk(tmp_path / "config.cfg")
+    out = tmp_path / "out"
+    for leftover in (".model-best.old", f".model-last{atomic_save.TMP_INFIX}99999", "model-best"):
+        write_marker(out / leftover, "a killed run's")
+    with pytest.raises(TrainingBudgetSpent):
+        train_pipeline(tmp_path / "config.cfg", out)
+    assert sorted(os.listdir(out)) == ["model-best", "model-last"]
+    for name in ("model-best", "model-last"):
+        nlp = spacy.load(out / name)
+        assert nlp.meta["description"] == "saved atomically"
+        assert "ents_f" in nlp.meta["performance"]
