@@ -31,8 +31,8 @@ def train_cli(
 ):
     """Train a pipeline as `spacy train` does (same config, overrides and output
     directory), but write model-best and model-last atomically: a process killed while
-    saving leaves the previous complete pipeline, never a half-written one. No --code:
-    this package's functions load through entry points."""
+    saving leaves a complete pipeline, the previous one or the new one, never a
+    half-written one. No --code: this package's functions load through entry points."""
     from .train import train_pipeline
 
     if verbose:
