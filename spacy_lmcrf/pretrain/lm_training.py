@@ -29,7 +29,7 @@ from tqdm import tqdm
 from wasabi import msg
 
 from .loop import CheckpointTimer, RunClock, StopOnSignals, StopRule, append_log
-from .tensor_file import read_tensor_file, write_tensor_file
+from .tensor_file import load_checked_module, read_tensor_file, write_tensor_file
 from .text import text_files
 
 # settings a resumed run may change (how long to go on); the others must match the checkpoint
@@ -277,8 +277,11 @@ def _pretrain_lms(
                 f"--resume: the config differs from the checkpoint's in more than "
                 f"{', '.join(RESUMABLE_CHANGES)}; start a new output directory instead"
             )
-        model = task.model_from_meta(meta["model"], str(checkpoint_path))
-        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        source = str(checkpoint_path)
+        # sizes checked against the checkpoint's tensors before the model is allocated
+        model = load_checked_module(
+            lambda: task.model_from_meta(meta["model"], source), tensors, source, prefix="model."
+        )
         torch.set_rng_state(tensors["rng.torch"])
         position = meta["position"]
         states = {
