@@ -31,5 +31,6 @@ min_freq = 5
 lowercase = true
 include_vectors = true
 max_length = 128
+max_token_chars = 64
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
