@@ -36,3 +36,27 @@ def batch_segments(docs: Sequence[Doc], max_length: int) -> List[Segment]:
         for i, doc in enumerate(docs)
         for start, end in doc_segments(doc, max_length)
     ]
+
+
+def padding_groups(segments: Sequence[Segment], min_cells: int = 4096) -> List[List[int]]:
+    """The segments' indices in groups of similar length, longest first, for layers that
+    pad a group to its longest segment: a group's padded size (segments x longest) stays
+    within twice its tokens, or min_cells, so thousands of one-token sentences never pad to
+    the length of one long window. Ordinary batches of sentences make one or two groups.
+
+    segments (Sequence[Segment]): (doc index, start, end) of each segment.
+    min_cells (int): the padded size below which a group is never split.
+    RETURNS (List[List[int]]): each group's indices into segments, every index once.
+    """
+    order = sorted(range(len(segments)), key=lambda i: segments[i][1] - segments[i][2])
+    groups: List[List[int]] = []
+    longest = tokens = 0
+    for i in order:
+        length = segments[i][2] - segments[i][1]
+        if groups and (len(groups[-1]) + 1) * longest <= max(2 * (tokens + length), min_cells):
+            groups[-1].append(i)
+            tokens += length
+        else:
+            groups.append([i])
+            longest = tokens = length
+    return groups

@@ -271,15 +271,16 @@ def test_missing_gold_tags_are_not_trained_as_O():
     ref = spacy.tokens.Doc(nlp.vocab, words=words, ents=["B-PER", "I-PER", "O", "O", None, None])
     eg = Example(nlp.make_doc(" ".join(words)), ref)
     scores = ner.model.predict([eg.predicted])
-    gold = ner._gold_tensor([eg], scores)
+    (gold,) = ner._gold_tensor([eg], scores)
+    (group,) = scores.groups
     assert gold[0, 4:6].tolist() == [-1, -1]
     assert all(g >= 0 for g in gold[0, :4].tolist())
     loss, _ = ner.get_loss([eg], scores)
-    expected = crf_loss(scores.potentials, scores.lengths, gold).sum().item()
+    expected = crf_loss(group.potentials, group.lengths, gold).sum().item()
     assert loss == pytest.approx(expected, rel=1e-5)
     as_o = gold.clone()
     as_o[0, 4:6] = ner.tag_names.index("O")
-    assert loss < crf_loss(scores.potentials, scores.lengths, as_o).sum().item()
+    assert loss < crf_loss(group.potentials, group.lengths, as_o).sum().item()
     # a doc without any NER annotation trains nothing
     unannotated = Example(nlp.make_doc("Peter lives"), spacy.tokens.Doc(nlp.vocab, words=["Peter", "lives"]))
     loss, _ = ner.get_loss([unannotated], ner.model.predict([unannotated.predicted]))

@@ -14,6 +14,7 @@ from thinc.api import SGD, Adam
 
 from spacy_lmcrf.pipeline.base import TrainingDiverged
 from spacy_lmcrf.pipeline.serialize import CHECKSUM_KEY
+from spacy_lmcrf.segments import padding_groups
 
 from .util import make_nlp, ner_examples, train
 
@@ -84,7 +85,7 @@ def test_training_after_predict_uses_dropout_again(trained_dir):
     docs = [eg.predicted for eg in examples]
     a, _ = ner.model.begin_update(docs)
     b, _ = ner.model.begin_update(docs)
-    assert not numpy.array_equal(a.potentials.detach().numpy(), b.potentials.detach().numpy())
+    assert not numpy.array_equal(a.groups[0].potentials.detach().numpy(), b.groups[0].potentials.detach().numpy())
 
 
 @pytest.mark.parametrize("optimizer", [lambda: Adam(100.0), lambda: SGD(1e6)], ids=["adam", "sgd"])
@@ -102,7 +103,7 @@ def test_divergence_stops_training(optimizer):
     # the weights never took the diverged step: predictions are still finite
     ner = nlp.get_pipe("lm_crf_ner")
     scores = ner.model.predict([eg.predicted for eg in examples])
-    assert numpy.isfinite(scores.potentials.numpy()).all()
+    assert all(numpy.isfinite(group.potentials.numpy()).all() for group in scores.groups)
 
 
 def test_non_finite_loss_stops_training():
@@ -234,3 +235,32 @@ def test_damaged_bytes_are_refused(trained_dir):
     fresh = spacy.load(trained_dir)
     with pytest.raises(ValueError):
         fresh.get_pipe("lm_crf_ner").from_bytes(bytes(data))
+
+
+def test_padding_groups_bound_padding():
+    """Thousands of one-token sentences beside a few 128-token windows: every segment in
+    exactly one group, each group's padding within twice its tokens (or the floor)."""
+    rng = random.Random(0)
+    segments = [(0, i, i + 1) for i in range(5000)] + [(1, 0, 128)] * 3
+    segments += [(2, 0, rng.randint(1, 60)) for _ in range(300)]
+    groups = padding_groups(segments, min_cells=4096)
+    assert sorted(i for group in groups for i in group) == list(range(len(segments)))
+    for group in groups:
+        lengths = [segments[i][2] - segments[i][1] for i in group]
+        assert len(lengths) * max(lengths) <= max(2 * sum(lengths), 4096)
+    ordinary = [(0, 0, rng.randint(5, 40)) for _ in range(64)]
+    assert len(padding_groups(ordinary)) == 1
+
+
+def test_batch_of_many_short_sentences_and_one_window_is_exact(trained_dir):
+    """A doc of one-token sentences batched with a doc of one long window: the same
+    annotations as each alone (the groups change padding, not results)."""
+    nlp = spacy.load(trained_dir)
+    words = ("Peter lives in Berlin .".split() * 200)[:600]
+    short = Doc(nlp.vocab, words=words, sent_starts=[True] * len(words))
+    window = Doc(nlp.vocab, words=words[:128])
+    together = _annotations(nlp.pipe([short.copy(), window.copy()], batch_size=2))
+    alone = _annotations([nlp(short.copy()), nlp(window.copy())])
+    assert [ents for ents, _ in together] == [ents for ents, _ in alone]
+    for (_, a), (_, b) in zip(together, alone):
+        numpy.testing.assert_allclose(a, b, atol=1e-5)

@@ -10,7 +10,7 @@ import torch
 from spacy.tokens import Doc
 
 from spacy_lmcrf.ml.crf import chunk_log_prob, forward_backward
-from spacy_lmcrf.ml.crf_tagger import CRFScores, get_crf_module
+from spacy_lmcrf.ml.crf_tagger import CRFGroup, CRFScores, get_crf_module
 from spacy_lmcrf.tags import SCHEMES, allowed_transitions, chunk_boundaries, tag_names, tags_to_spans
 
 from .util import TINY_TOK2VEC
@@ -81,7 +81,11 @@ def _random_scores(ner, seed: int) -> CRFScores:
         lengths = torch.tensor([end - start for _, start, end in SEGMENTS])
         x = torch.randn(len(SEGMENTS), int(lengths.max()), module.n_in, generator=gen)
         pots = module(x, lengths)
-    return CRFScores(pots, lengths, SEGMENTS, DOC_LENGTHS)
+    if seed % 2:
+        # every segment in a group of its own, as a batch of very different lengths gets
+        groups = [CRFGroup(pots[s : s + 1, :n], lengths[s : s + 1], [s]) for s, n in enumerate(lengths.tolist())]
+        return CRFScores(groups, SEGMENTS, DOC_LENGTHS)
+    return CRFScores([CRFGroup(pots, lengths, list(range(len(SEGMENTS))))], SEGMENTS, DOC_LENGTHS)
 
 
 @pytest.mark.parametrize("spaces", [(), (1, 5)], ids=["words", "spaces"])
@@ -97,10 +101,12 @@ def test_decoded_span_probabilities_brute_force(scheme, pairwise, spaces):
     for seed in range(12):
         scores = _random_scores(ner, seed)
         prediction = ner._decode(scores, docs)
-        pots = scores.potentials.double().numpy()
+        rows = {s: (group, row) for group in scores.groups for row, s in enumerate(group.rows)}
         for s, (doc_i, start, end) in enumerate(SEGMENTS):
+            group, row = rows[s]
+            segment_pots = group.potentials[row].double().numpy()
             outside = tuple(i - start for i in spaces if doc_i == 0 and start <= i < end)
-            expected = _brute_span_probs(pots[s], end - start, scheme, pairwise != "none", outside)
+            expected = _brute_span_probs(segment_pots, end - start, scheme, pairwise != "none", outside)
             for (span_start, span_end, label), prob in zip(prediction.spans[doc_i], prediction.span_scores[doc_i]):
                 if start <= span_start < end:
                     key = (span_start - start, span_end - start, label)

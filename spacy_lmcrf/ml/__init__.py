@@ -3,7 +3,7 @@ from .birnn import build_bigru_encoder, build_bilstm_encoder
 from .char_encoders import build_char_bigru, build_char_bilstm, build_char_cnn
 from .char_tok2vec import build_char_tok2vec
 from .contextual_string_embeddings import build_contextual_string_embeddings
-from .crf_tagger import CRFScores, build_crf_tagger
+from .crf_tagger import CRFGroup, CRFScores, build_crf_tagger
 from .lm_lstm_tok2vec import build_lm_lstm_tok2vec
 from .psa import build_context_fusion
 from .psa_tok2vec import build_psa_tok2vec
@@ -16,6 +16,7 @@ from .word_embed import build_word_embedding
 from .word_features_tok2vec import build_word_features_tok2vec
 
 __all__ = [
+    "CRFGroup",
     "CRFScores",
     "build_bigru_encoder",
     "build_bilm_embeddings",

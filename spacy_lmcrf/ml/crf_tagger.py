@@ -8,7 +8,7 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
-from ..segments import Segment, batch_segments
+from ..segments import Segment, batch_segments, padding_groups
 from .crf import PAIRWISE, CRFPotentials
 from .padding import pad_segments, unpad_segments
 from .torch_wrapper import wrap_torch_module
@@ -17,18 +17,31 @@ N_INIT_SAMPLE = 10
 
 
 @dataclass
-class CRFScores:
-    """The CRF potentials of a batch of docs, one row per segment.
+class CRFGroup:
+    """The CRF potentials of segments of similar length, padded to the longest of them.
 
-    potentials: (S, T, L, L) float32 log-potentials (see spacy_lmcrf.ml.crf), or None
-        when the batch has no tokens.
+    potentials: (S, T, L, L) float32 log-potentials (see spacy_lmcrf.ml.crf).
     lengths: (S,) segment lengths, on the potentials' device.
-    segments: (doc index, start, end) of each row.
+    rows: the group's segments, as indices into CRFScores.segments.
+    """
+
+    potentials: torch.Tensor
+    lengths: torch.Tensor
+    rows: List[int]
+
+
+@dataclass
+class CRFScores:
+    """The CRF potentials of a batch of docs, one row per segment, in groups of similar
+    length (padding_groups) so that a batch's memory grows with its tokens, not with its
+    number of segments times its longest segment.
+
+    groups: the groups, none when the batch has no tokens.
+    segments: (doc index, start, end) of each segment.
     doc_lengths: the number of tokens of each doc.
     """
 
-    potentials: Optional[torch.Tensor]
-    lengths: Optional[torch.Tensor]
+    groups: List[CRFGroup]
     segments: List[Segment]
     doc_lengths: List[int]
 
@@ -90,15 +103,24 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[CRFScores, C
     vectors, backprop_tok2vec = model.get_ref("tok2vec")(docs, is_train)
     segments = batch_segments(docs, model.attrs["max_length"])
     doc_lengths = [len(doc) for doc in docs]
-    if not segments:
-        empty = CRFScores(None, None, [], doc_lengths)
-        return empty, lambda d_potentials: backprop_tok2vec(vectors)
-    scores, backprop_head = model.get_ref("crf_head")((vectors, segments, doc_lengths), is_train)
+    head = model.get_ref("crf_head")
+    groups, backprops = [], []
+    for rows in padding_groups(segments):
+        group_segments = [segments[i] for i in rows]
+        potentials, backprop_head = head((vectors, group_segments, doc_lengths), is_train)
+        lengths = torch.tensor([end - start for _, start, end in group_segments], device=potentials.device)
+        groups.append(CRFGroup(potentials, lengths, rows))
+        backprops.append(backprop_head)
 
-    def backprop(d_potentials: torch.Tensor) -> List[Doc]:
-        return backprop_tok2vec(backprop_head(d_potentials))
+    def backprop(d_potentials: List[torch.Tensor]) -> List[Doc]:
+        """d_potentials: one gradient per group, in the order of scores.groups."""
+        d_vectors = [model.ops.alloc2f(*v.shape) for v in vectors]
+        for backprop_head, d_group in zip(backprops, d_potentials):
+            for total, d_doc in zip(d_vectors, backprop_head(d_group)):
+                total += d_doc
+        return backprop_tok2vec(d_vectors)
 
-    return scores, backprop
+    return CRFScores(groups, segments, doc_lengths), backprop
 
 
 def _convert_inputs(model: Model, X, is_train: bool):
@@ -117,11 +139,9 @@ def _convert_inputs(model: Model, X, is_train: bool):
 
 
 def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
-    (vectors, segments, doc_lengths), potentials = inputs_outputs
-    lengths = torch.tensor([end - start for _, start, end in segments], device=potentials.device)
-    scores = CRFScores(potentials, lengths, segments, doc_lengths)
+    _, potentials = inputs_outputs
 
     def convert_gradient(d_potentials: torch.Tensor) -> ArgsKwargs:
         return ArgsKwargs(args=(potentials,), kwargs={"grad_tensors": (d_potentials,)})
 
-    return scores, convert_gradient
+    return potentials, convert_gradient

@@ -31,7 +31,7 @@ from thinc.api import Model, Optimizer
 
 from ..corpus import CORPUS_KEY, doc_corpus
 from ..ml.crf import chunk_log_prob, crf_loss, forward_backward, restrict_tags, viterbi
-from ..ml.crf_tagger import CRFScores, get_crf_module
+from ..ml.crf_tagger import CRFGroup, CRFScores, get_crf_module
 from ..memory import HeapTrimmer
 from ..optimizers import clip_gradient_norm, report_training_loss
 from ..tags import OUTSIDE, SCHEMES, allowed_transitions, chunk_boundaries, split_tag, tag_names, tags_to_spans
@@ -273,21 +273,23 @@ class CRFSequenceLabeler(TrainablePipe):
     def _decode(self, scores: CRFScores, docs: List[Doc]) -> CRFPrediction:
         names = self.tag_names
         tags = [["O" if self.cfg["scheme"] else names[0]] * n for n in scores.doc_lengths]
-        if scores.potentials is None:
+        if not scores.groups:
             spans = [[] for _ in docs] if self.cfg["scheme"] else None
             span_scores = [numpy.zeros((0,), dtype="float32") for _ in docs] if spans is not None else None
             return CRFPrediction(tags, spans, span_scores)
-        if not bool(torch.isfinite(scores.potentials).all()):
+        if not all(bool(torch.isfinite(group.potentials).all()) for group in scores.groups):
             raise ValueError(
                 f"'{self.name}': the model gives non-finite scores (NaN or infinity), so its "
                 "output would be meaningless: its weights are damaged or training diverged."
             )
         if self.cfg["scheme"]:
             scores = self._outside_on_space(scores, docs)
-        best, _ = viterbi(scores.potentials, scores.lengths)
-        best = best.cpu().numpy()
-        for s, (doc_i, start, end) in enumerate(scores.segments):
-            tags[doc_i][start:end] = [names[i] for i in best[s, : end - start]]
+        for group in scores.groups:
+            best, _ = viterbi(group.potentials, group.lengths)
+            best = best.cpu().numpy()
+            for row, s in enumerate(group.rows):
+                doc_i, start, end = scores.segments[s]
+                tags[doc_i][start:end] = [names[i] for i in best[row, : end - start]]
         if not self.cfg["scheme"]:
             return CRFPrediction(tags)
         spans, span_scores = self._span_probabilities(scores, tags)
@@ -297,17 +299,23 @@ class CRFSequenceLabeler(TrainablePipe):
         """The scores with "O" forced on whitespace tokens, so that no span includes
         one (spaCy's NER lets no entity start on whitespace). Decoding, and so every
         decoded sequence and span probability, sees only sequences that respect it."""
-        space = numpy.zeros(tuple(scores.potentials.shape[:2]), dtype=bool)
         is_space = [doc.to_array(IS_SPACE).astype(bool) for doc in docs]
-        for s, (doc_i, start, end) in enumerate(scores.segments):
-            space[s, : end - start] = is_space[doc_i][start:end]
-        if not space.any():
+        if not any(flags.any() for flags in is_space):
             return scores
-        names = self.tag_names
-        allowed = numpy.ones((*space.shape, len(names)), dtype=bool)
-        allowed[space] = [name == OUTSIDE for name in names]
-        allowed = torch.from_numpy(allowed).to(scores.potentials.device)
-        return replace(scores, potentials=restrict_tags(scores.potentials, allowed))
+        outside = numpy.array([name == OUTSIDE for name in self.tag_names])
+        groups = []
+        for group in scores.groups:
+            space = numpy.zeros(tuple(group.potentials.shape[:2]), dtype=bool)
+            for row, s in enumerate(group.rows):
+                doc_i, start, end = scores.segments[s]
+                space[row, : end - start] = is_space[doc_i][start:end]
+            if space.any():
+                allowed = numpy.ones((*space.shape, len(outside)), dtype=bool)
+                allowed[space] = outside
+                allowed = torch.from_numpy(allowed).to(group.potentials.device)
+                group = replace(group, potentials=restrict_tags(group.potentials, allowed))
+            groups.append(group)
+        return replace(scores, groups=groups)
 
     def _span_probabilities(
         self, scores: CRFScores, tags: List[List[str]]
@@ -317,25 +325,33 @@ class CRFSequenceLabeler(TrainablePipe):
         and label)."""
         scheme = self.cfg["scheme"]
         spans: List[List[Span3]] = [[] for _ in scores.doc_lengths]
-        queries = []  # (segment, start in segment, end in segment, label)
+        place = {s: (g, row) for g, group in enumerate(scores.groups) for row, s in enumerate(group.rows)}
+        # per group: (row, start in segment, end in segment, label), and their spans' numbers
+        queries: List[List[Tuple[int, int, int, str]]] = [[] for _ in scores.groups]
+        numbers: List[List[int]] = [[] for _ in scores.groups]
+        n_spans = 0
         for s, (doc_i, start, end) in enumerate(scores.segments):
+            g, row = place[s]
             for s_start, s_end, label in tags_to_spans(tags[doc_i][start:end], scheme):
                 spans[doc_i].append((start + s_start, start + s_end, label))
-                queries.append((s, s_start, s_end, label))
-        if not queries:
-            return spans, [numpy.zeros((0,), dtype="float32") for _ in spans]
-        probs = self._chunk_probabilities(scores, queries)
+                queries[g].append((row, s_start, s_end, label))
+                numbers[g].append(n_spans)
+                n_spans += 1
+        probs = numpy.zeros((n_spans,), dtype="float32")
+        for group, group_queries, group_numbers in zip(scores.groups, queries, numbers):
+            if group_queries:
+                probs[group_numbers] = self._chunk_probabilities(group, group_queries)
         span_scores, k = [], 0
         for doc_spans in spans:
             span_scores.append(probs[k : k + len(doc_spans)])
             k += len(doc_spans)
         return spans, span_scores
 
-    def _chunk_probabilities(self, scores: CRFScores, queries: List[Tuple[int, int, int, str]]) -> numpy.ndarray:
-        """The probabilities of (segment, start, end, label) chunks, float32 (N,).
+    def _chunk_probabilities(self, group: CRFGroup, queries: List[Tuple[int, int, int, str]]) -> numpy.ndarray:
+        """The probabilities of (row, start, end, label) chunks of a group, float32 (N,).
         They are computed in float64: in float32 the log-partition of long or confident
         sequences leaves errors of 1e-5 and more."""
-        pots, lengths = scores.potentials.double(), scores.lengths
+        pots, lengths = group.potentials.double(), group.lengths
         device = pots.device
         label_tags, opens_first, opens, closes = _chunk_tables(tuple(self.tag_names), self.cfg["scheme"])
         alpha, beta, log_z = forward_backward(pots, lengths)
@@ -442,8 +458,8 @@ class CRFSequenceLabeler(TrainablePipe):
         # Other listeners (e.g. spacy-transformers'): a zero gradient through the whole
         # model reaches them; our weights get zero gradients and no optimizer step.
         scores, backprop = self.model.begin_update(docs)
-        if scores.potentials is not None:
-            backprop(torch.zeros_like(scores.potentials))
+        if scores.groups:
+            backprop([torch.zeros_like(group.potentials) for group in scores.groups])
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Step the optimizer, unless no batch since the last step trained this
@@ -462,29 +478,32 @@ class CRFSequenceLabeler(TrainablePipe):
         self.model.finish_update(sgd)
         self._heap_trimmer.step()
 
-    def get_loss(self, examples: Iterable[Example], scores: CRFScores) -> Tuple[float, Optional[torch.Tensor]]:
+    def get_loss(
+        self, examples: Iterable[Example], scores: CRFScores
+    ) -> Tuple[float, List[torch.Tensor]]:
         """The CRF loss summed over the batch's segments, and its gradient with respect
-        to the potentials. Tokens without a gold tag are marginalised, not trained as O."""
+        to the potentials (one tensor per group of scores). Tokens without a gold tag are
+        marginalised, not trained as O."""
         examples = list(examples)
-        gold = self._gold_tensor(examples, scores)
-        if scores.potentials is None:
-            return 0.0, None
-        potentials = scores.potentials.detach().requires_grad_()
-        with torch.enable_grad():
-            losses = crf_loss(potentials, scores.lengths, gold, cost=self.cfg["margin_cost"])
-            # a segment without any gold tag (e.g. a doc without this annotation in a
-            # mixed batch) gets exactly zero loss and gradient
-            loss = torch.where((gold >= 0).any(dim=1), losses, torch.zeros_like(losses)).sum()
-            loss.backward()
-        return float(loss.detach()), potentials.grad
+        total, gradients = 0.0, []
+        for group, gold in zip(scores.groups, self._gold_tensor(examples, scores)):
+            potentials = group.potentials.detach().requires_grad_()
+            with torch.enable_grad():
+                losses = crf_loss(potentials, group.lengths, gold, cost=self.cfg["margin_cost"])
+                # a segment without any gold tag (e.g. a doc without this annotation in a
+                # mixed batch) gets exactly zero loss and gradient
+                loss = torch.where((gold >= 0).any(dim=1), losses, torch.zeros_like(losses)).sum()
+                loss.backward()
+            total += float(loss.detach())
+            gradients.append(potentials.grad)
+        return total, gradients
 
-    def _gold_tensor(self, examples: List[Example], scores: CRFScores) -> Optional[torch.Tensor]:
-        if scores.potentials is None:
-            return None
+    def _gold_tensor(self, examples: List[Example], scores: CRFScores) -> List[torch.Tensor]:
+        """The gold tag indices (-1: unknown) of each group of scores, (S, T) like its rows."""
         index = {name: i for i, name in enumerate(self.tag_names)}
         per_doc = []
         for i, eg in enumerate(examples):
-            if not self.trains_on(eg):
+            if not scores.groups or not self.trains_on(eg):
                 per_doc.append([-1] * len(eg.predicted))
                 continue
             try:
@@ -504,12 +523,14 @@ class CRFSequenceLabeler(TrainablePipe):
                         "found at initialization."
                     )
             per_doc.append(ids)
-        T = scores.potentials.shape[1]
-        gold = numpy.full((len(scores.segments), T), -1, dtype="int64")
-        for s, (doc_i, start, end) in enumerate(scores.segments):
-            gold[s, : end - start] = per_doc[doc_i][start:end]
-        return torch.from_numpy(gold).to(scores.potentials.device)
-
+        golds = []
+        for group in scores.groups:
+            gold = numpy.full(tuple(group.potentials.shape[:2]), -1, dtype="int64")
+            for row, s in enumerate(group.rows):
+                doc_i, start, end = scores.segments[s]
+                gold[row, : end - start] = per_doc[doc_i][start:end]
+            golds.append(torch.from_numpy(gold).to(group.potentials.device))
+        return golds
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         """The component as bytes; its cfg records the checksum of its weights."""
