@@ -22,8 +22,8 @@ from spacy.tokens import Doc, DocBin
 
 from common import provenance
 
-from spacy_lmcrf.pretrain.char_lm import BiCharLM
-from spacy_lmcrf.pretrain.tensor_file import read_tensor_file
+from spacy_lmcrf.ml.modules.char_lm import BiCharLM
+from spacy_lmcrf.ml.modules.tensor_file import read_tensor_file
 
 Occurrence = Tuple[int, int]  # (doc index, token index)
 

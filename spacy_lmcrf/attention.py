@@ -13,8 +13,8 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from thinc.api import Model
 
-from .ml.psa_tok2vec import fusion_layers
-from .ml.word_char_tok2vec import featurize
+from .ml.models.psa_tok2vec import fusion_layers
+from .ml.models.word_char_tok2vec import featurize
 
 PSA_TOK2VEC = "psa_tok2vec"
 

@@ -33,7 +33,7 @@ def train_cli(
     directory), but write model-best and model-last atomically: a process killed while
     saving leaves a complete pipeline, the previous one or the new one, never a
     half-written one. No --code: this package's functions load through entry points."""
-    from .train import train_pipeline
+    from .training.train import train_pipeline
 
     if verbose:
         util.logger.setLevel(logging.DEBUG)

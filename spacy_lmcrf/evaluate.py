@@ -42,7 +42,7 @@ from .conlleval import (
     format_report,
     write_conlleval,
 )
-from .corpus import CORPUS_KEY
+from .training.corpus import CORPUS_KEY
 from .tags import SCHEMES
 
 TOLERANCE = 1e-6  # in percentage points; spaCy adds 1e-100 to its denominators

@@ -1,4 +1,4 @@
-"""Atomic pipeline saves (spacy_lmcrf.atomic_save) and `spacy lmcrf train`, which uses them:
+"""Atomic pipeline saves (spacy_lmcrf.training.atomic_save) and `spacy lmcrf train`, which uses them:
 a process killed at any moment of a save leaves a pipeline that loads (after the recovery
 rule: the previous one or the new one, never a broken one), and the command writes
 model-best and model-last as `spacy train` does."""
@@ -19,8 +19,8 @@ from spacy.language import Language
 from spacy.util import load_config, registry
 from spacy.vectors import Vectors
 
-from spacy_lmcrf import atomic_save
-from spacy_lmcrf.atomic_save import (
+from spacy_lmcrf.training import atomic_save
+from spacy_lmcrf.training.atomic_save import (
     copy_directory_atomically,
     load_pipeline,
     old_sibling,
@@ -28,8 +28,8 @@ from spacy_lmcrf.atomic_save import (
     replace_directory_atomically,
     save_pipeline_atomically,
 )
-from spacy_lmcrf.callbacks import TrainingBudgetSpent
-from spacy_lmcrf.train import train_pipeline
+from spacy_lmcrf.training.callbacks import TrainingBudgetSpent
+from spacy_lmcrf.training.train import train_pipeline
 
 from .util import convert_ner_sample, make_nlp, ner_examples, train
 

@@ -7,7 +7,6 @@ import torch
 
 from spacy_lmcrf.ml.crf import (
     NEG_INF,
-    CRFPotentials,
     crf_loss,
     forward_backward,
     gold_tag_mask,
@@ -15,6 +14,7 @@ from spacy_lmcrf.ml.crf import (
     marginals,
     viterbi,
 )
+from spacy_lmcrf.ml.modules.crf_potentials import CRFPotentials
 
 N_TAGS = 3
 LENGTHS = [4, 2, 1]

@@ -10,7 +10,7 @@ from spacy.cli.debug_config import debug_config
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, resolve_dot_names
 
-from spacy_lmcrf.corpus import create_task_batcher, create_task_corpora
+from spacy_lmcrf.training.corpus import create_task_batcher, create_task_corpora
 
 from .util import chunk_examples, ner_examples, tag_examples, write_task_corpora
 

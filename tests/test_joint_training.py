@@ -8,7 +8,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Adam
 
-from spacy_lmcrf.corpus import CORPUS_KEY
+from spacy_lmcrf.training.corpus import CORPUS_KEY
 
 from .util import CHUNK_DATA, NER_DATA, TAG_DATA, TINY_TOK2VEC, chunk_examples, ner_examples, tag_examples
 
@@ -210,7 +210,7 @@ def test_corpus_restricted_head_trains_and_annotates_only_its_corpus():
     ner = nlp.get_pipe("ner_en")
     assert [ner.trains_on(eg) for eg in examples] == [True, True, False, False]
     # its word vocabulary holds only its corpus's words
-    from spacy_lmcrf.ml.vocab import get_vocabularies
+    from spacy_lmcrf.ml.featurize.vocab import get_vocabularies
 
     words = get_vocabularies(ner.model.get_ref("tok2vec")).words
     assert "blackburn" in words and "merkel" not in words

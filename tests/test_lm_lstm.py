@@ -7,7 +7,7 @@ from spacy.tokens import Doc
 from spacy.util import make_tempdir
 from spacy.vectors import Vectors
 
-from spacy_lmcrf.ml.featurize import (
+from spacy_lmcrf.ml.featurize.char_stream import (
     CHAR_SEP,
     CHAR_UNK,
     LM_IGNORE,
@@ -16,7 +16,7 @@ from spacy_lmcrf.ml.featurize import (
     Vocabularies,
     featurize,
 )
-from spacy_lmcrf.ml.lm_lstm_tok2vec import get_vocabularies
+from spacy_lmcrf.ml.models.lm_lstm_tok2vec import get_vocabularies
 
 from .util import make_nlp, ner_examples, train
 
@@ -142,7 +142,7 @@ def test_lm_gradient_reaches_the_character_lstm():
 def test_bilstm_encoder_equals_packed_bilstm():
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-    from spacy_lmcrf.ml.encoders import BiLSTMEncoder
+    from spacy_lmcrf.ml.modules.encoders import BiLSTMEncoder
 
     encoder = BiLSTMEncoder(5, 8, depth=2, group_size=2)
     reference = torch.nn.LSTM(5, 4, num_layers=2, batch_first=True, bidirectional=True)

@@ -16,17 +16,17 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import make_tempdir, registry
 
-from spacy_lmcrf.ml.bucketing import length_groups
-from spacy_lmcrf.ml.contextual_string_embeddings import featurize_strings
-from spacy_lmcrf.ml.featurize import (
+from spacy_lmcrf.ml.modules.bucketing import length_groups
+from spacy_lmcrf.ml.models.contextual_string_embeddings import featurize_strings
+from spacy_lmcrf.ml.featurize.char_stream import (
     CHAR_SEP,
     DEFAULT_MAX_TOKEN_CHARS,
     Vocabularies,
     featurize,
     token_chars,
 )
-from spacy_lmcrf.ml.word_features import featurize_words
-from spacy_lmcrf.pretrain.char_lm import BiCharLM
+from spacy_lmcrf.ml.featurize.words import featurize_words
+from spacy_lmcrf.ml.modules.char_lm import BiCharLM
 
 from .util import NER_DATA, make_nlp, ner_examples, save_tiny_char_lm, train
 
@@ -229,7 +229,7 @@ HIDDEN = 6
 
 
 def _char_vocab():
-    from spacy_lmcrf.pretrain.char_vocab import CharVocab
+    from spacy_lmcrf.ml.modules.char_vocab import CharVocab
 
     return CharVocab(sorted(set(BASE64 + " .\n")))
 

@@ -2,8 +2,8 @@ import sys
 
 import pytest
 
-from spacy_lmcrf import memory
-from spacy_lmcrf.memory import HeapTrimmer
+from spacy_lmcrf.training import memory
+from spacy_lmcrf.training.memory import HeapTrimmer
 
 
 def test_heap_trimmer_trims_every_n_steps(monkeypatch):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from spacy.util import registry
 
-from spacy_lmcrf.optimizers import clip_gradient_norm
+from spacy_lmcrf.training.optimizers import clip_gradient_norm
 
 from .util import make_nlp, ner_examples
 
@@ -123,7 +123,7 @@ def test_adagrad_applies_global_clipping_in_a_component():
 
 
 def test_anneal_on_loss_plateau_halves_after_patience_epochs():
-    from spacy_lmcrf.optimizers import anneal_on_loss_plateau
+    from spacy_lmcrf.training.optimizers import anneal_on_loss_plateau
 
     schedule = anneal_on_loss_plateau(0.1, steps_per_epoch=2, factor=0.5, patience=2)
     rates = [next(schedule)]
@@ -138,7 +138,7 @@ def test_anneal_on_loss_plateau_halves_after_patience_epochs():
 
 
 def test_anneal_on_loss_plateau_needs_reported_losses():
-    from spacy_lmcrf.optimizers import anneal_on_loss_plateau
+    from spacy_lmcrf.training.optimizers import anneal_on_loss_plateau
 
     schedule = anneal_on_loss_plateau(0.1, steps_per_epoch=1)
     next(schedule)

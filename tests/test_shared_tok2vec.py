@@ -6,7 +6,7 @@ from spacy.training import Example
 from spacy.util import make_tempdir
 from thinc.api import Adam
 
-from spacy_lmcrf.ml.lm_lstm_tok2vec import get_vocabularies
+from spacy_lmcrf.ml.models.lm_lstm_tok2vec import get_vocabularies
 
 from .util import NER_DATA, TINY_TOK2VEC
 

@@ -4,7 +4,7 @@ import spacy
 from spacy.util import make_tempdir
 from thinc.api import Adam
 
-from spacy_lmcrf.ml.vocab import get_vocabularies
+from spacy_lmcrf.ml.featurize.vocab import get_vocabularies
 
 from .test_shared_tok2vec import _examples
 

@@ -10,8 +10,14 @@ import torch
 from spacy.tokens import Doc
 
 from spacy_lmcrf.ml.crf import chunk_log_prob, forward_backward
-from spacy_lmcrf.ml.crf_tagger import CRFGroup, CRFScores, get_crf_module
-from spacy_lmcrf.tags import SCHEMES, allowed_transitions, chunk_boundaries, tag_names, tags_to_spans
+from spacy_lmcrf.ml.models.crf_tagger import CRFGroup, CRFScores, get_crf_module
+from spacy_lmcrf.tags import (
+    SCHEMES,
+    allowed_transitions,
+    chunk_boundaries,
+    tag_names,
+    tags_to_spans,
+)
 
 from .util import TINY_TOK2VEC
 

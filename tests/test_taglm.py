@@ -9,8 +9,8 @@ from spacy.tokens import Doc
 from spacy.util import make_tempdir
 from thinc.api import Adam
 
-from spacy_lmcrf.pretrain.word_lm import BiWordLM
-from spacy_lmcrf.pretrain.word_vocab import EOS
+from spacy_lmcrf.ml.modules.word_lm import BiWordLM
+from spacy_lmcrf.ml.modules.word_vocab import EOS
 
 from .util import chunk_examples, ner_examples, save_tiny_word_lm
 

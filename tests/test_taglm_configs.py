@@ -12,8 +12,8 @@ from spacy.cli.debug_config import debug_config
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, registry, resolve_dot_names
 
-from spacy_lmcrf.dev_scores import claim_listeners, publish_dev_score
-from spacy_lmcrf.optimizers import DropAfterBestDevSchedule
+from spacy_lmcrf.training.dev_scores import claim_listeners, publish_dev_score
+from spacy_lmcrf.training.optimizers import DropAfterBestDevSchedule
 
 from .util import chunk_examples, ner_examples, save_tiny_word_lm, write_task_corpora
 
@@ -85,7 +85,7 @@ def schedule(**settings):
 
 
 def test_schedule_divides_after_the_best_score_then_stops():
-    from spacy_lmcrf.callbacks import TrainingScheduleDone
+    from spacy_lmcrf.training.callbacks import TrainingScheduleDone
 
     s = schedule()
     assert next(s) == 1.0

@@ -11,8 +11,8 @@ import spacy
 from spacy.tokens import Doc, DocBin, Span
 from spacy.util import registry
 
-from spacy_lmcrf import callbacks
-from spacy_lmcrf.callbacks import TrainingBudgetSpent, stop_after_minutes
+from spacy_lmcrf.training import callbacks
+from spacy_lmcrf.training.callbacks import TrainingBudgetSpent, stop_after_minutes
 
 from .util import convert_ner_sample
 

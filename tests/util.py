@@ -103,8 +103,8 @@ def save_tiny_char_lm(path, hidden_size: int = 12, seed: int = 1):
     `spacy lmcrf pretrain-char-lm` saves them (for tests of the embeddings' plumbing)."""
     import torch
 
-    from spacy_lmcrf.pretrain.char_lm import BiCharLM
-    from spacy_lmcrf.pretrain.char_vocab import CharVocab
+    from spacy_lmcrf.ml.modules.char_lm import BiCharLM
+    from spacy_lmcrf.ml.modules.char_vocab import CharVocab
 
     torch.manual_seed(seed)
     chars = sorted(set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,-'\n"))
@@ -119,8 +119,8 @@ def save_tiny_word_lm(path, projection_size: int = 6, seed: int = 1, cutoffs=())
     tests of the embeddings' plumbing). Its vocabulary is the words of the shared tiny data."""
     import torch
 
-    from spacy_lmcrf.pretrain.word_lm import BiWordLM
-    from spacy_lmcrf.pretrain.word_vocab import EOS, WordVocab
+    from spacy_lmcrf.ml.modules.word_lm import BiWordLM
+    from spacy_lmcrf.ml.modules.word_vocab import EOS, WordVocab
 
     torch.manual_seed(seed)
     words = sorted({w for text, _ in NER_DATA + TAG_DATA + CHUNK_DATA for w in text.split()})

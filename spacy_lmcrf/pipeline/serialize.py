@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy
 import srsly
 
-from ..ml.crf import CRFPotentials
+from ..ml.modules.crf_potentials import CRFPotentials
 from ..tags import SCHEMES, allowed_transitions, tag_names
 
 CHECKSUM_KEY = "weights_sha256"

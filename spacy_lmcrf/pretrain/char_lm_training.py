@@ -21,11 +21,17 @@ import torch
 from spacy.util import load_config
 from thinc.api import Config
 
-from .char_lm import BiCharLM
-from .char_vocab import CharVocab
-from .lm_training import LOOP_DEFAULTS, LMTask, check_loop_settings, pretrain_lms, rows_of, settings_seed, windows  # noqa: F401
+from ..ml.modules.char_lm import BiCharLM
+from ..ml.modules.char_vocab import CharVocab
+from .lm_training import (
+    LOOP_DEFAULTS,
+    LMTask,
+    check_loop_settings,
+    pretrain_lms,
+    settings_seed,
+)
 from .settings import read_section
-from .text import read_chunks
+from .text import read_chunks, read_lines
 
 MODEL_DEFAULTS = {"embedding_size": 100, "hidden_size": 2048, "num_layers": 1, "dropout": 0.25}
 CORPUS_DEFAULTS = {"train": None, "dev": None, "char_coverage": 0.999999, "dev_max_chars": 0}
@@ -55,7 +61,7 @@ def read_settings(config: Config, source: str = "config") -> Dict[str, Dict[str,
 
 
 def _build(settings: Dict[str, Any], train_files) -> BiCharLM:
-    vocab = CharVocab.from_files(train_files, settings["corpus"]["char_coverage"])
+    vocab = CharVocab.from_lines(read_lines(train_files), settings["corpus"]["char_coverage"])
     return BiCharLM(vocab, **settings["model"])
 
 

@@ -7,6 +7,8 @@ import gzip
 from pathlib import Path
 from typing import Iterable, Iterator, List, Sequence, Tuple, Union
 
+from ..ml.modules.word_vocab import line_tokens
+
 PathLike = Union[str, Path]
 
 
@@ -81,3 +83,17 @@ def hold_out_last_lines(source: PathLike, train_path: PathLike, dev_path: PathLi
             (train if i < total - n_lines else dev).write(line)
     return total - n_lines, n_lines
 
+
+def read_token_chunks(files: Iterable[Path], n_tokens: int) -> Iterator[List[str]]:
+    """The tokens of files in consecutive pieces of n_tokens (the last may be shorter):
+    every token exactly once, never more than about n_tokens in memory."""
+    if n_tokens < 1:
+        raise ValueError(f"n_tokens must be positive, got {n_tokens}")
+    buffer: List[str] = []
+    for line in read_lines(files):
+        buffer.extend(line_tokens(line))
+        while len(buffer) >= n_tokens:
+            yield buffer[:n_tokens]
+            buffer = buffer[n_tokens:]
+    if buffer:
+        yield buffer

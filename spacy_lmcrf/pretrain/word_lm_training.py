@@ -16,8 +16,9 @@ from thinc.api import Config
 
 from .lm_training import LOOP_DEFAULTS, LMTask, check_loop_settings, pretrain_lms, settings_seed
 from .settings import read_section
-from .word_lm import BiWordLM
-from .word_vocab import WordVocab, read_token_chunks
+from ..ml.modules.word_lm import BiWordLM
+from .text import read_lines, read_token_chunks
+from ..ml.modules.word_vocab import WordVocab
 
 MODEL_DEFAULTS = {
     "embedding_size": 128,
@@ -60,7 +61,7 @@ def read_settings(config: Config, source: str = "config") -> Dict[str, Dict[str,
 
 def _build(settings: Dict[str, Any], train_files) -> BiWordLM:
     corpus = settings["corpus"]
-    vocab = WordVocab.from_files(train_files, corpus["min_count"], corpus["max_vocab"] or None)
+    vocab = WordVocab.from_lines(read_lines(train_files), corpus["min_count"], corpus["max_vocab"] or None)
     return BiWordLM(vocab, **settings["model"])
 
 

@@ -25,7 +25,6 @@ from tests.util import (  # noqa: E402
 )
 
 import spacy  # noqa: E402
-from spacy.training import Example  # noqa: E402
 
 OUT = Path(__file__).parent / "pipeline_0_1"
 TEXTS = [

@@ -1,0 +1,3 @@
+"""Plain torch nn.Modules, usable on their own: the CRF head, RNN and character encoders,
+highway layers, position-aware self-attention, LM-LSTM-CRF's encoder and co-trained
+character LM, the pretrained character and word LMs with their vocabularies and file format."""

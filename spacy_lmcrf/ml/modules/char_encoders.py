@@ -1,0 +1,115 @@
+"""Per-word character encoders: spacy_lmcrf.CharBiLSTM.v1, CharCNN.v1 and CharBiGRU.v1.
+
+Each reads the characters of every word of a batch, (N, W) ids padded with CHAR_PAD
+and their lengths, and returns one vector per word, (N, width).
+"""
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from .birnn import init_gru_
+from ..crf import NEG_INF
+from ..featurize.char_stream import CHAR_PAD
+from .lstm_init import init_lstm_
+
+
+class CharEncoder(nn.Module):
+    """A character embedding table and an encoder over each word's characters.
+    The table's size is set when the vocabulary is built (resize).
+
+    char_dim (int): the character embedding width.
+    width (int): the width of each word's vector.
+    dropout (float): dropout on the character embeddings.
+    max_word_length (Optional[int]): longer words keep their first this many characters.
+    """
+
+    def __init__(self, char_dim: int, width: int, dropout: float, max_word_length: Optional[int]) -> None:
+        super().__init__()
+        if max_word_length is not None and max_word_length < 1:
+            raise ValueError(f"max_word_length must be at least 1 or null, got {max_word_length}")
+        self.char_dim = char_dim
+        self.width = width
+        self.max_word_length = max_word_length
+        self.dropout = nn.Dropout(dropout)
+        self.resize(1)
+
+    def resize(self, n_chars: int) -> None:
+        embed = getattr(self, "embed", None)
+        if embed is not None and embed.num_embeddings == n_chars:
+            return
+        device = embed.weight.device if embed is not None else None
+        self.embed = nn.Embedding(n_chars, self.char_dim, padding_idx=CHAR_PAD, device=device)
+        scale = (3.0 / self.char_dim) ** 0.5
+        with torch.no_grad():
+            self.embed.weight.uniform_(-scale, scale)
+            self.embed.weight[CHAR_PAD].zero_()
+
+    def resize_to_state_dict(self, state, prefix: str = "") -> None:
+        self.resize(state[prefix + "embed.weight"].shape[0])
+
+    def forward(self, char_ids: torch.Tensor, lengths_cpu: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class CharBiRNN(CharEncoder):
+    """A bidirectional LSTM or GRU over each word's characters; the word's vector is
+    the forward state after its last character and the backward state after its first
+    (Lample et al. 2016; Yang et al. 2016), from the top layer.
+
+    cell (str): "lstm" or "gru".
+    hidden (int): the state size of each direction.
+    depth (int): stacked bidirectional layers.
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        *,
+        char_dim: int,
+        hidden: int,
+        depth: int,
+        dropout: float,
+        max_word_length: Optional[int],
+    ) -> None:
+        super().__init__(char_dim, 2 * hidden, dropout, max_word_length)
+        if cell == "lstm":
+            self.rnn = init_lstm_(nn.LSTM(char_dim, hidden, depth, batch_first=True, bidirectional=True))
+        elif cell == "gru":
+            self.rnn = init_gru_(nn.GRU(char_dim, hidden, depth, batch_first=True, bidirectional=True))
+        else:
+            raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+
+    def forward(self, char_ids: torch.Tensor, lengths_cpu: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(self.embed(char_ids))
+        packed = pack_padded_sequence(x, lengths_cpu, batch_first=True, enforce_sorted=False)
+        _, final = self.rnn(packed)
+        if isinstance(final, tuple):
+            final = final[0]
+        return torch.cat([final[-2], final[-1]], dim=-1)
+
+
+class CharCNN(CharEncoder):
+    """A convolution over each word's characters, max-pooled over the word, then tanh
+    (Ma & Hovy 2016).
+
+    filters (int): the number of filters, the width of each word's vector.
+    window (int): the filter width in characters; the word is padded to keep its length.
+    """
+
+    def __init__(
+        self, *, char_dim: int, filters: int, window: int, dropout: float, max_word_length: Optional[int]
+    ) -> None:
+        super().__init__(char_dim, filters, dropout, max_word_length)
+        self.conv = nn.Conv1d(char_dim, filters, window, padding="same")
+        nn.init.xavier_uniform_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, char_ids: torch.Tensor, lengths_cpu: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(self.embed(char_ids))
+        h = self.conv(x.transpose(1, 2))
+        steps = torch.arange(h.shape[2], device=h.device)
+        padding = steps[None, :] >= lengths_cpu.to(h.device)[:, None]
+        h = h.masked_fill(padding[:, None, :], NEG_INF)
+        return torch.tanh(h.max(dim=2).values)
