@@ -42,8 +42,8 @@ from .conlleval import (
     format_report,
     write_conlleval,
 )
-from .training.corpus import CORPUS_KEY
 from .tags import SCHEMES
+from .training.corpus import CORPUS_KEY
 
 TOLERANCE = 1e-6  # in percentage points; spaCy adds 1e-100 to its denominators
 

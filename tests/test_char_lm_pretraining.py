@@ -14,15 +14,14 @@ import torch
 from thinc.api import Config
 
 from spacy_lmcrf.ml.modules.char_lm import BiCharLM
-from spacy_lmcrf.pretrain.char_lm_training import pretrain_char_lm
-from spacy_lmcrf.pretrain.lm_training import rows_of, windows
 from spacy_lmcrf.ml.modules.char_vocab import CharVocab
-from spacy_lmcrf.pretrain.lm_training import interleaved_splits
 from spacy_lmcrf.ml.modules.tensor_file import (
     read_tensor_file,
     tensors_from_bytes,
     write_tensor_file,
 )
+from spacy_lmcrf.pretrain.char_lm_training import pretrain_char_lm
+from spacy_lmcrf.pretrain.lm_training import interleaved_splits, rows_of, windows
 from spacy_lmcrf.pretrain.text import read_chunks, read_lines, text_files
 
 ROOT = Path(__file__).parents[1]

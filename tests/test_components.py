@@ -11,9 +11,7 @@ from spacy.util import make_tempdir
 from spacy_lmcrf.tags import allowed_transitions
 
 from .util import (
-    CHUNK_DATA,
     NER_DATA,
-    TAG_DATA,
     chunk_examples,
     make_nlp,
     ner_examples,
@@ -258,7 +256,6 @@ def test_overlapping_gold_spans_name_the_example():
 
 
 def test_missing_gold_tags_are_not_trained_as_O():
-    import torch
 
     from spacy_lmcrf.ml.crf import crf_loss
 

@@ -9,9 +9,9 @@ from spacy.tokens import Doc
 from spacy.util import make_tempdir
 from thinc.api import Adam
 
-from spacy_lmcrf.ml.modules.crf_potentials import CRFPotentials
 from spacy_lmcrf.ml.crf import crf_loss, viterbi
 from spacy_lmcrf.ml.modules.char_lm import BiCharLM
+from spacy_lmcrf.ml.modules.crf_potentials import CRFPotentials
 
 from .util import ner_examples, save_tiny_char_lm, tag_examples
 

@@ -8,9 +8,9 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Adam
 
-from spacy_lmcrf.training.corpus import CORPUS_KEY
 from spacy_lmcrf.extract import extract
 from spacy_lmcrf.ml.featurize.vocab import get_vocabularies
+from spacy_lmcrf.training.corpus import CORPUS_KEY
 
 CHAR_TOK2VEC = {
     "@architectures": "spacy_lmcrf.CharTok2Vec.v1",

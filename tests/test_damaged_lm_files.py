@@ -11,11 +11,11 @@ import spacy
 import srsly
 import torch
 
-from spacy_lmcrf.ml.torch_bridge import deserialize_torch_module, serialize_torch_module
 from spacy_lmcrf.ml.modules.char_lm import BiCharLM
 from spacy_lmcrf.ml.modules.tensor_file import FORMAT, read_tensor_file, write_tensor_file
 from spacy_lmcrf.ml.modules.word_lm import BiWordLM
 from spacy_lmcrf.ml.modules.word_vocab import EOS
+from spacy_lmcrf.ml.torch_bridge import deserialize_torch_module, serialize_torch_module
 
 from .util import save_tiny_char_lm, save_tiny_word_lm
 

@@ -10,7 +10,15 @@ from thinc.api import Adam
 
 from spacy_lmcrf.training.corpus import CORPUS_KEY
 
-from .util import CHUNK_DATA, NER_DATA, TAG_DATA, TINY_TOK2VEC, chunk_examples, ner_examples, tag_examples
+from .util import (
+    CHUNK_DATA,
+    NER_DATA,
+    TAG_DATA,
+    TINY_TOK2VEC,
+    chunk_examples,
+    ner_examples,
+    tag_examples,
+)
 
 GRU_TOK2VEC = {
     "@architectures": "spacy_lmcrf.WordCharTok2Vec.v1",

@@ -16,8 +16,6 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import make_tempdir, registry
 
-from spacy_lmcrf.ml.modules.bucketing import length_groups
-from spacy_lmcrf.ml.models.contextual_string_embeddings import featurize_strings
 from spacy_lmcrf.ml.featurize.char_stream import (
     CHAR_SEP,
     DEFAULT_MAX_TOKEN_CHARS,
@@ -26,6 +24,8 @@ from spacy_lmcrf.ml.featurize.char_stream import (
     token_chars,
 )
 from spacy_lmcrf.ml.featurize.words import featurize_words
+from spacy_lmcrf.ml.models.contextual_string_embeddings import featurize_strings
+from spacy_lmcrf.ml.modules.bucketing import length_groups
 from spacy_lmcrf.ml.modules.char_lm import BiCharLM
 
 from .util import NER_DATA, make_nlp, ner_examples, save_tiny_char_lm, train

@@ -15,13 +15,13 @@ from typing import Callable
 import pytest
 import torch
 
-from spacy_lmcrf.pretrain import char_lm_training, word_lm_training
 from spacy_lmcrf.ml.modules.char_lm import BiCharLM
+from spacy_lmcrf.ml.modules.tensor_file import read_tensor_file
+from spacy_lmcrf.ml.modules.word_lm import BiWordLM
+from spacy_lmcrf.pretrain import char_lm_training, word_lm_training
 from spacy_lmcrf.pretrain.char_lm_training import load_pretraining_config, pretrain_char_lm
 from spacy_lmcrf.pretrain.lm_training import CHECKPOINT, pretrain_lms
 from spacy_lmcrf.pretrain.loop import CheckpointTimer
-from spacy_lmcrf.ml.modules.tensor_file import read_tensor_file
-from spacy_lmcrf.ml.modules.word_lm import BiWordLM
 
 from .test_char_lm_pretraining import read_log, text_dir  # noqa: F401 (text_dir: a fixture)
 from .test_char_lm_pretraining import tiny_config as char_config

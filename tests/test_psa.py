@@ -13,10 +13,10 @@ from spacy.util import make_tempdir
 from thinc.api import Adam
 
 from spacy_lmcrf.attention import get_attention
-from spacy_lmcrf.ml.modules import psa as psa_module
-from spacy_lmcrf.ml.modules.psa import ContextFusion, PositionAwareSelfAttention
 from spacy_lmcrf.ml.models.context_fusion import build_context_fusion
 from spacy_lmcrf.ml.models.word_char_tok2vec import get_module
+from spacy_lmcrf.ml.modules import psa as psa_module
+from spacy_lmcrf.ml.modules.psa import ContextFusion, PositionAwareSelfAttention
 
 from .test_benchmarks import bench
 from .util import ner_examples
@@ -261,7 +261,7 @@ def test_bad_settings_are_clear_errors():
     with pytest.raises(ValueError, match="window"):
         build_context_fusion(window=0)
     with pytest.raises(ValueError, match="needs an encoder"):
-        from spacy_lmcrf.ml.modules.word_char import WordCharEncoder
         from spacy_lmcrf.ml.models.word_embed import build_word_embedding
+        from spacy_lmcrf.ml.modules.word_char import WordCharEncoder
 
         WordCharEncoder(build_word_embedding(width=4), output_fusion=build_context_fusion())

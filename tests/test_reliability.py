@@ -12,9 +12,9 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import SGD, Adam
 
+from spacy_lmcrf.ml.featurize.segments import padding_groups
 from spacy_lmcrf.pipeline.base import TrainingDiverged
 from spacy_lmcrf.pipeline.serialize import CHECKSUM_KEY
-from spacy_lmcrf.ml.featurize.segments import padding_groups
 
 from .util import make_nlp, ner_examples, train
 

@@ -11,13 +11,13 @@ from spacy.util import make_tempdir
 from spacy.vectors import Vectors
 from thinc.api import Adam, Model
 
-from spacy_lmcrf.ml.modules.birnn import BiRNNEncoder
-from spacy_lmcrf.ml.models.char_encoders import build_char_bigru, build_char_bilstm, build_char_cnn
 from spacy_lmcrf.ml.featurize.char_stream import WORD_UNK, Vocabularies
-from spacy_lmcrf.ml.modules.locked_dropout import LockedDropout
 from spacy_lmcrf.ml.featurize.vocab import extend_vocabularies, get_vocabularies
-from spacy_lmcrf.ml.models.word_embed import init_word_embeddings
 from spacy_lmcrf.ml.featurize.words import featurize_words
+from spacy_lmcrf.ml.models.char_encoders import build_char_bigru, build_char_bilstm, build_char_cnn
+from spacy_lmcrf.ml.models.word_embed import init_word_embeddings
+from spacy_lmcrf.ml.modules.birnn import BiRNNEncoder
+from spacy_lmcrf.ml.modules.locked_dropout import LockedDropout
 
 from .util import NER_DATA, ner_examples, tag_examples
 

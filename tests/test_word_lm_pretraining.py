@@ -11,11 +11,10 @@ import pytest
 import torch
 from thinc.api import Config
 
-from spacy_lmcrf.pretrain.text import read_lines, text_files
 from spacy_lmcrf.ml.modules.word_lm import BiWordLM
-from spacy_lmcrf.pretrain.word_lm_training import pretrain_word_lm
 from spacy_lmcrf.ml.modules.word_vocab import EOS, UNK, WordVocab, line_tokens
-from spacy_lmcrf.pretrain.text import read_token_chunks
+from spacy_lmcrf.pretrain.text import read_lines, read_token_chunks, text_files
+from spacy_lmcrf.pretrain.word_lm_training import pretrain_word_lm
 
 from .test_char_lm_pretraining import sentences
 

@@ -1,11 +1,11 @@
 from .models.bilm_embeddings import build_bilm_embeddings
-from .models.encoders import build_bigru_encoder, build_bilstm_encoder
 from .models.char_encoders import build_char_bigru, build_char_bilstm, build_char_cnn
 from .models.char_tok2vec import build_char_tok2vec
+from .models.context_fusion import build_context_fusion
 from .models.contextual_string_embeddings import build_contextual_string_embeddings
 from .models.crf_tagger import CRFGroup, CRFScores, build_crf_tagger
+from .models.encoders import build_bigru_encoder, build_bilstm_encoder
 from .models.lm_lstm_tok2vec import build_lm_lstm_tok2vec
-from .models.context_fusion import build_context_fusion
 from .models.psa_tok2vec import build_psa_tok2vec
 from .models.stacked_embeddings import build_stacked_embeddings
 from .models.taglm_tok2vec import build_taglm_tok2vec

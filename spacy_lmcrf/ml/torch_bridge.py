@@ -24,7 +24,6 @@ from thinc.types import Floats2d, Floats3d
 
 from .featurize.segments import Segment
 
-
 MAGIC = b"spacy_lmcrf.torch.sha256\n"
 ZIP_MAGIC = b"PK\x03\x04"  # how torch.save's output (a zip archive) begins
 DIGEST_SIZE = hashlib.sha256().digest_size

@@ -29,11 +29,8 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer
 
-from ..training.corpus import CORPUS_KEY, doc_corpus
 from ..ml.crf import chunk_log_prob, crf_loss, forward_backward, restrict_tags, viterbi
 from ..ml.models.crf_tagger import CRFGroup, CRFScores, get_crf_module
-from ..training.memory import HeapTrimmer
-from ..training.optimizers import clip_gradient_norm, report_training_loss
 from ..tags import (
     OUTSIDE,
     SCHEMES,
@@ -43,6 +40,9 @@ from ..tags import (
     tag_names,
     tags_to_spans,
 )
+from ..training.corpus import CORPUS_KEY, doc_corpus
+from ..training.memory import HeapTrimmer
+from ..training.optimizers import clip_gradient_norm, report_training_loss
 from .serialize import (
     CHECKSUM_KEY,
     check_cfg,

@@ -28,8 +28,8 @@ from thinc.api import Config
 from tqdm import tqdm
 from wasabi import msg
 
-from .loop import CheckpointTimer, RunClock, StopOnSignals, StopRule, append_log
 from ..ml.modules.tensor_file import load_checked_module, read_tensor_file, write_tensor_file
+from .loop import CheckpointTimer, RunClock, StopOnSignals, StopRule, append_log
 from .text import text_files
 
 # settings a resumed run may change (how long to go on); the others must match the checkpoint

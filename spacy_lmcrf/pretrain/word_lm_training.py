@@ -14,11 +14,11 @@ from typing import Any, Dict, Union
 import torch
 from thinc.api import Config
 
+from ..ml.modules.word_lm import BiWordLM
+from ..ml.modules.word_vocab import WordVocab
 from .lm_training import LOOP_DEFAULTS, LMTask, check_loop_settings, pretrain_lms, settings_seed
 from .settings import read_section
-from ..ml.modules.word_lm import BiWordLM
 from .text import read_lines, read_token_chunks
-from ..ml.modules.word_vocab import WordVocab
 
 MODEL_DEFAULTS = {
     "embedding_size": 128,

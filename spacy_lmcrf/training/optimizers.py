@@ -3,11 +3,11 @@ clipping, and learning rates that decay per epoch."""
 from typing import Iterator, List, Optional
 
 import torch
+from spacy.util import registry
 from thinc.api import Model, Optimizer
 from thinc.backends import get_array_ops
 from thinc.shims import PyTorchShim
 from thinc.types import FloatsXd
-from spacy.util import registry
 
 from .callbacks import TrainingScheduleDone
 from .dev_scores import DevScoreListener, register_listener

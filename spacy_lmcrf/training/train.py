@@ -31,8 +31,11 @@ from spacy.training.loop import (
 from thinc.api import fix_random_seed, set_gpu_allocator
 from wasabi import Printer, msg
 
-from .atomic_save import copy_directory_atomically, recover_interrupted_save
-from .atomic_save import save_pipeline_atomically
+from .atomic_save import (
+    copy_directory_atomically,
+    recover_interrupted_save,
+    save_pipeline_atomically,
+)
 
 
 def train_pipeline(

@@ -16,6 +16,8 @@ from thinc.api import fix_random_seed
 ROOT = Path(__file__).parents[2]
 sys.path.insert(0, str(ROOT))
 
+import spacy  # noqa: E402
+
 from tests.util import (  # noqa: E402
     TINY_TOK2VEC,
     chunk_examples,
@@ -23,8 +25,6 @@ from tests.util import (  # noqa: E402
     tag_examples,
     train,
 )
-
-import spacy  # noqa: E402
 
 OUT = Path(__file__).parent / "pipeline_0_1"
 TEXTS = [

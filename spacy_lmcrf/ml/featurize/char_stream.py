@@ -23,14 +23,19 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy
 from spacy.tokens import Doc
 
+from ..ids import (  # noqa: F401 (the featurizers' importers read them here too)
+    CHAR_PAD,
+    CHAR_SEP,
+    CHAR_UNK,
+    LM_IGNORE,
+    LM_UNK,
+    N_CHAR_SPECIALS,
+    N_WORD_SPECIALS,
+    WORD_PAD,
+    WORD_UNK,
+)
 from .segments import Segment, batch_segments
 
-CHAR_PAD, CHAR_UNK, CHAR_SEP = 0, 1, 2
-N_CHAR_SPECIALS = 3
-WORD_PAD, WORD_UNK = 0, 1
-N_WORD_SPECIALS = 2
-LM_UNK = 0
-LM_IGNORE = -100
 DIGIT = re.compile(r"\d")
 # No token of CoNLL-2000, CoNLL-2002 or CoNLL-2003 is longer (the longest has 62 characters).
 DEFAULT_MAX_TOKEN_CHARS = 64

@@ -15,9 +15,8 @@ from spacy.vocab import Vocab
 from thinc.api import Model
 from thinc.model import serialize_attr
 
+from ..ids import DEFAULT_WORD_WIDTH
 from .char_stream import Vocabularies, normalize_word
-
-DEFAULT_WORD_WIDTH = 100
 
 
 def get_vocabularies(model: Model) -> Vocabularies:

@@ -10,8 +10,8 @@ from typing import List, Optional, Sequence
 import numpy
 from spacy.tokens import Doc
 
-from .segments import Segment, batch_segments
 from .char_stream import DIGIT, WORD_UNK, Vocabularies
+from .segments import Segment, batch_segments
 
 
 @dataclass

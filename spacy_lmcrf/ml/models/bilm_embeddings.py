@@ -19,12 +19,11 @@ from thinc.api import ArgsKwargs, Model, torch2xp
 from thinc.types import Floats2d
 from torch import nn
 
-from ..modules.word_lm import BiWordLM, WordLMEncoder
-from ..modules.word_vocab import EOS, WordVocab
 from ..featurize.segments import Segment, batch_segments
 from ..modules.bucketing import length_groups, reverse_padded
-from ..torch_bridge import unpad_segments
-from ..torch_bridge import wrap_torch_module
+from ..modules.word_lm import BiWordLM, WordLMEncoder
+from ..modules.word_vocab import EOS, WordVocab
+from ..torch_bridge import unpad_segments, wrap_torch_module
 
 
 @registry.architectures("spacy_lmcrf.BiLMEmbeddings.v1")

@@ -15,10 +15,10 @@ from thinc.api import Model
 from thinc.types import Floats2d
 from torch import nn
 
-from ..modules.char_encoders import CharEncoder
 from ..featurize.char_stream import Vocabularies
-from ..torch_bridge import convert_batch_outputs, wrap_torch_module
 from ..featurize.vocab import extend_vocabularies
+from ..modules.char_encoders import CharEncoder
+from ..torch_bridge import convert_batch_outputs, wrap_torch_module
 from .word_char_tok2vec import _convert_inputs, forward, get_module
 
 

@@ -20,11 +20,11 @@ from thinc.api import ArgsKwargs, Model
 from thinc.types import Floats2d
 from torch import nn
 
-from ..modules.char_lm import BiCharLM, CharLM
-from ..modules.char_vocab import CharVocab
+from ..featurize.char_stream import DEFAULT_MAX_TOKEN_CHARS, check_max_token_chars, token_chars
 from ..featurize.segments import Segment, batch_segments
 from ..modules.bucketing import length_groups, reverse_padded
-from ..featurize.char_stream import DEFAULT_MAX_TOKEN_CHARS, check_max_token_chars, token_chars
+from ..modules.char_lm import BiCharLM, CharLM
+from ..modules.char_vocab import CharVocab
 from ..torch_bridge import convert_batch_outputs, wrap_torch_module
 
 BOUNDARY = "\n"

@@ -10,8 +10,7 @@ from thinc.types import Floats2d
 
 from ..featurize.segments import Segment, batch_segments, padding_groups
 from ..modules.crf_potentials import PAIRWISE, CRFPotentials
-from ..torch_bridge import pad_segments, unpad_segments
-from ..torch_bridge import wrap_torch_module
+from ..torch_bridge import pad_segments, unpad_segments, wrap_torch_module
 
 N_INIT_SAMPLE = 10
 

@@ -19,16 +19,15 @@ from ..featurize.char_stream import (
     check_max_token_chars,
     featurize,
 )
-from ..modules.lm_lstm import LMLSTMEncoder
-from ..torch_bridge import pad_segments, unpad_segments
-from ..torch_bridge import wrap_torch_module
 from ..featurize.vocab import (
-    DEFAULT_WORD_WIDTH,
     extend_vocabularies,
     get_vocabularies,
     has_vectors,
     word_width,
 )
+from ..ids import DEFAULT_WORD_WIDTH
+from ..modules.lm_lstm import LMLSTMEncoder
+from ..torch_bridge import pad_segments, unpad_segments, wrap_torch_module
 from .word_embed import init_word_embeddings
 
 

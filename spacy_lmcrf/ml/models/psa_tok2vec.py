@@ -18,8 +18,8 @@ from ..modules.birnn import BiRNNEncoder
 from ..modules.char_encoders import CharEncoder
 from ..modules.psa import ContextFusion
 from ..modules.word_char import WordCharEncoder
-from .word_char_tok2vec import word_char_model
 from ..modules.word_embed import WordEmbedding
+from .word_char_tok2vec import word_char_model
 
 
 @registry.architectures("spacy_lmcrf.PSATok2Vec.v1")

@@ -17,13 +17,12 @@ from thinc.types import Floats2d
 
 from ..modules.birnn import CELLS, BiRNNEncoder
 from ..modules.char_encoders import CharEncoder
-from ..torch_bridge import pad_segments
 from ..modules.taglm import TagLMEncoder
-from ..torch_bridge import convert_batch_outputs, wrap_torch_module
+from ..modules.word_embed import WordEmbedding
+from ..torch_bridge import convert_batch_outputs, pad_segments, wrap_torch_module
 from .word_char_tok2vec import _convert_inputs as convert_word_inputs
 from .word_char_tok2vec import featurize, word_char_attrs
 from .word_char_tok2vec import init as init_word_char
-from ..modules.word_embed import WordEmbedding
 
 
 @registry.architectures("spacy_lmcrf.TagLMTok2Vec.v1")

@@ -9,8 +9,7 @@ from thinc.types import Floats2d
 
 from ..featurize.segments import batch_segments
 from ..modules.birnn import BiRNNEncoder
-from ..torch_bridge import pad_segments, unpad_segments
-from ..torch_bridge import states_to_docs, wrap_torch_module
+from ..torch_bridge import pad_segments, states_to_docs, unpad_segments, wrap_torch_module
 
 
 @registry.architectures("spacy_lmcrf.TorchEncoder.v1")

@@ -17,14 +17,14 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model
 from thinc.types import Floats2d
 
+from ..featurize.vocab import extend_vocabularies, get_vocabularies, has_vectors, word_width
+from ..featurize.words import WordBatch, featurize_words
 from ..modules.birnn import BiRNNEncoder
 from ..modules.char_encoders import CharEncoder
-from ..torch_bridge import convert_batch_outputs, wrap_torch_module
-from ..featurize.vocab import extend_vocabularies, get_vocabularies, has_vectors, word_width
 from ..modules.word_char import WordCharEncoder
 from ..modules.word_embed import WordEmbedding
+from ..torch_bridge import convert_batch_outputs, wrap_torch_module
 from .word_embed import init_word_embeddings
-from ..featurize.words import WordBatch, featurize_words
 
 
 @registry.architectures("spacy_lmcrf.WordCharTok2Vec.v1")

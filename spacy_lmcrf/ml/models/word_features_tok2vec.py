@@ -10,19 +10,18 @@ from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 from torch import nn
 
-from ..modules.birnn import BiRNNEncoder
-from ..torch_bridge import pad_segments, unpad_segments
-from ..torch_bridge import states_to_docs, wrap_torch_module
 from ..featurize.vocab import (
-    DEFAULT_WORD_WIDTH,
     extend_vocabularies,
     get_vocabularies,
     has_vectors,
     word_width,
 )
-from ..modules.word_embed import WordEmbedding
-from .word_embed import init_word_embeddings
 from ..featurize.words import WordBatch, featurize_words
+from ..ids import DEFAULT_WORD_WIDTH
+from ..modules.birnn import BiRNNEncoder
+from ..modules.word_embed import WordEmbedding
+from ..torch_bridge import pad_segments, states_to_docs, unpad_segments, wrap_torch_module
+from .word_embed import init_word_embeddings
 
 
 class WordFeatureEncoder(nn.Module):

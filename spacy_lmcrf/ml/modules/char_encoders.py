@@ -9,9 +9,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .birnn import init_gru_
 from ..crf import NEG_INF
-from ..featurize.char_stream import CHAR_PAD
+from ..ids import CHAR_PAD
+from .birnn import init_gru_
 from .lstm_init import init_lstm_
 
 

@@ -4,7 +4,6 @@ from typing import Dict, Iterable, List, Sequence
 
 import numpy
 
-
 UNK = "<unk>"
 
 

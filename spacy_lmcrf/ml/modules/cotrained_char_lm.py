@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..ids import CHAR_PAD, LM_IGNORE
 from .bucketing import length_groups
-from ..featurize.char_stream import CHAR_PAD, LM_IGNORE
 from .highway import Highway
 from .lstm_init import init_lstm_
 

@@ -4,8 +4,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..featurize.char_stream import WORD_PAD
-from ..featurize.vocab import DEFAULT_WORD_WIDTH
+from ..ids import DEFAULT_WORD_WIDTH, WORD_PAD
 
 
 class WordEmbedding(nn.Module):

@@ -9,7 +9,6 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy
 
-
 UNK = "<unk>"
 EOS = "</s>"
 
