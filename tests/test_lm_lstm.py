@@ -2,7 +2,6 @@
 import numpy
 import pytest
 import spacy
-import torch
 from spacy.tokens import Doc
 from spacy.util import make_tempdir
 from spacy.vectors import Vectors
@@ -137,27 +136,6 @@ def test_lm_gradient_reaches_the_character_lstm():
     nl = make_nlp("lm_crf_ner", tok2vec={"lm_weight": 0.0})
     nl.initialize(lambda: ner_examples(nl))
     assert nl.get_pipe("lm_crf_ner").model.get_ref("tok2vec").get_ref("encoder").shims[0]._model.char_lm.fwd_decoder is None
-
-
-def test_bilstm_encoder_equals_packed_bilstm():
-    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
-    from spacy_lmcrf.ml.modules.encoders import BiLSTMEncoder
-
-    encoder = BiLSTMEncoder(5, 8, depth=2, group_size=2)
-    reference = torch.nn.LSTM(5, 4, num_layers=2, batch_first=True, bidirectional=True)
-    with torch.no_grad():
-        for layer in range(2):
-            for direction, lstm in (("", encoder.forward_layers[layer]), ("_reverse", encoder.backward_layers[layer])):
-                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                    getattr(reference, f"{name}_l{layer}{direction}").copy_(getattr(lstm, f"{name}_l0"))
-    x = torch.randn(3, 6, 5)
-    lengths = torch.tensor([6, 2, 4])
-    ours = encoder(x, lengths)
-    packed, _ = reference(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
-    theirs, _ = pad_packed_sequence(packed, batch_first=True, total_length=6)
-    for b, n in enumerate(lengths.tolist()):
-        torch.testing.assert_close(ours[b, :n], theirs[b, :n])
 
 
 def test_training_is_batch_composition_independent_at_inference():

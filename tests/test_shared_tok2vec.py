@@ -50,7 +50,9 @@ def test_shared_tok2vec_trains_both_heads_and_sees_all_docs():
     module = tok2vec_model.get_ref("encoder").shims[0]._model
     lstm_before = module.char_lm.fwd_lstm.weight_hh_l0.detach().clone()
     optimizer = Adam(0.01)
-    for _ in range(60):
+    # 100 steps: at 60, 4 of 10 seeds (with the old encoder as with BiRNNEncoder) ended
+    # between 0.2 and 1.3, the others below 0.11; at 100, three such seeds end below 0.01
+    for _ in range(100):
         losses = nlp.update(examples, sgd=optimizer)
     assert losses["lm_crf_ner"] < 0.2 and losses["lm_crf_tagger"] < 0.2
     assert losses["tok2vec_lm"] > 0

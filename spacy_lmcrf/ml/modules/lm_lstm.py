@@ -4,9 +4,9 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import nn
 
+from ..ids import WORD_PAD
+from .birnn import BiRNNEncoder
 from .cotrained_char_lm import CharLanguageModel
-from .encoders import BiLSTMEncoder
-from ..featurize.char_stream import WORD_PAD
 
 
 class LMLSTMEncoder(nn.Module):
@@ -44,11 +44,12 @@ class LMLSTMEncoder(nn.Module):
             n_lm_words=1,
             dropout=dropout,
         )
-        self.dropout = nn.Dropout(dropout)
         self.width = width
         self.depth = depth
         self.word_embed = nn.Embedding(1, word_dim, padding_idx=WORD_PAD)
-        self.encoder = BiLSTMEncoder(word_dim + 2 * char_hidden, width, depth, dropout)
+        # dropout on the encoder's input, between its layers and on its output (the paper's)
+        self.encoder = BiRNNEncoder("lstm", width, depth, input_dropout=dropout, output_dropout=dropout)
+        self.encoder.resize(word_dim + 2 * char_hidden)
 
     @property
     def word_dim(self) -> int:
@@ -59,10 +60,7 @@ class LMLSTMEncoder(nn.Module):
         self.char_lm.resize(n_chars=n_chars, n_lm_words=n_lm_words)
         if (n_words, word_dim) != tuple(self.word_embed.weight.shape):
             self.word_embed = nn.Embedding(n_words, word_dim, padding_idx=WORD_PAD).to(device)
-        n_in = word_dim + 2 * self.char_lm.hidden
-        if n_in != self.encoder.n_in:
-            dropout = self.encoder.dropout_rate
-            self.encoder = BiLSTMEncoder(n_in, self.width, self.depth, dropout).to(device)
+        self.encoder.resize(word_dim + 2 * self.char_lm.hidden)
 
     def resize_to_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
         n_words, word_dim = state["word_embed.weight"].shape
@@ -92,5 +90,5 @@ class LMLSTMEncoder(nn.Module):
             char_ids, char_ids_rev, char_lengths_cpu, fwd_after, bwd_before, fwd_before, bwd_after, lm_targets
         )
         words = self.word_embed(word_ids)
-        x = self.dropout(torch.cat([char_features, words], dim=-1))
-        return self.dropout(self.encoder(x, lengths_cpu)), lm_loss
+        x = torch.cat([char_features, words], dim=-1)
+        return self.encoder(x, lengths_cpu), lm_loss
