@@ -33,3 +33,11 @@ def single_torch_thread():
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "slow: takes a second or more (training, subprocesses, real corpora); "
+        'the inner loop `pytest -m "not slow"` leaves them out, the README\'s command runs all',
+    )

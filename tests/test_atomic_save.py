@@ -100,6 +100,7 @@ def can_exchange(directory: Path) -> bool:
 # Recovery and the two ways of swapping, without kills
 
 
+@pytest.mark.slow
 def test_save_replaces_and_leaves_nothing_beside(tmp_path, pipelines):
     target = tmp_path / "model"
     for nlp in (*pipelines, pipelines[0]):
@@ -266,6 +267,7 @@ def check_after_kill(target: Path, pipelines, exchange: bool) -> list:
         (False, "before cleanup", "new"),
     ],
 )
+@pytest.mark.slow
 def test_kill_at_chosen_moments(tmp_path, pipelines, exchange, stage, survivor):
     if exchange and not can_exchange(tmp_path):
         pytest.skip("this system or file system cannot exchange directories")
@@ -275,6 +277,7 @@ def test_kill_at_chosen_moments(tmp_path, pipelines, exchange, stage, survivor):
     assert recovered == output(pipelines[0] if survivor == "previous" else pipelines[1])
 
 
+@pytest.mark.slow
 def test_kill_at_random_moments(tmp_path, pipelines):
     rng = random.Random(SEED)
     start = time.perf_counter()
@@ -299,6 +302,7 @@ def sample(tmp_path_factory):
     return convert_ner_sample(tmp_path_factory.mktemp("sample"))
 
 
+@pytest.mark.slow
 def test_lmcrf_train_cli_writes_loadable_model_best_and_model_last(tmp_path, sample):
     out = tmp_path / "out"
     overrides = {"paths.train": sample / "sample_train.spacy",

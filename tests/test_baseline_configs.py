@@ -43,6 +43,7 @@ def data(tmp_path_factory):
     "name",
     [f"{system}_{task}" for system, task in BASELINES] + ["transformer_crf_ner"],
 )
+@pytest.mark.slow
 def test_debug_config(name, data):
     if name.startswith("transformer"):
         pytest.importorskip("spacy_transformers")
@@ -51,6 +52,7 @@ def test_debug_config(name, data):
     debug_config(CONFIGS / f"{name}.cfg", overrides={"paths.train": str(path), "paths.dev": str(path)})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("system,task", BASELINES)
 def test_baseline_config_initializes_and_trains(system, task, data):
     component, _ = TASKS[task]
@@ -66,6 +68,7 @@ def test_baseline_config_initializes_and_trains(system, task, data):
     assert 0 < last < first
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("system", list(TINY))
 def test_baseline_config_trains_with_spacy_cli(tmp_path, data, system):
     """`spacy train` on the demo sample, in a fresh process (entry points only)."""

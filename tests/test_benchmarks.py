@@ -46,6 +46,7 @@ def sample_corpus(tmp_path_factory):
     return tmp
 
 
+@pytest.mark.slow
 def test_budget_run_stops_and_summarizes(tmp_path, sample_corpus):
     out = tmp_path / "run"
     summary_path = tmp_path / "summaries" / "seed3.json"
@@ -146,6 +147,7 @@ def test_plot_curves_writes_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_speed_lengths_measures_each_length(sample_corpus):
     speed = bench("speed_lengths")
     overrides = {f"components.lm_crf_ner.model.tok2vec.{k}": v for k, v in TINY.items()}

@@ -224,6 +224,7 @@ def test_tensor_files_never_unpickle(tmp_path):
         BiCharLM.load(path)
 
 
+@pytest.mark.slow
 def test_cli_through_spacy_entry_point(text_dir):
     config_path = ROOT / "configs" / "charlm_en.cfg"
     out = text_dir / "cli_out"

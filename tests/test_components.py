@@ -49,6 +49,7 @@ def _gold_output(name, examples):
     return [_chunk_output(eg.reference) for eg in examples]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factory,config,make_examples,output", CASES)
 def test_overfitting_IO(factory, config, make_examples, output):
     nlp = make_nlp(factory, config)
@@ -83,6 +84,7 @@ def test_overfitting_IO(factory, config, make_examples, output):
     assert one_by_one == batched == predicted
 
 
+@pytest.mark.slow
 def test_ner_scores_are_probabilities():
     nlp = make_nlp("lm_crf_ner")
     train(nlp, ner_examples(nlp), N_STEPS)
@@ -94,6 +96,7 @@ def test_ner_scores_are_probabilities():
         assert all(0.5 < s <= 1.0 for s in scores)
 
 
+@pytest.mark.slow
 def test_lm_loss_is_reported_and_trains():
     nlp = make_nlp("lm_crf_ner")
     examples = ner_examples(nlp)
@@ -104,6 +107,7 @@ def test_lm_loss_is_reported_and_trains():
     assert losses["lm_crf_ner_lm"] < first["lm_crf_ner_lm"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tok2vec", [{"lm_weight": 0.0}, {"use_highway": False}, {"highway_depth": 2}])
 def test_ablations_train(tok2vec):
     nlp = make_nlp("lm_crf_ner", tok2vec=tok2vec)
@@ -112,6 +116,7 @@ def test_ablations_train(tok2vec):
     assert ("lm_crf_ner_lm" in losses) == (tok2vec.get("lm_weight", 1.0) > 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pairwise", ["small", "large"])
 @pytest.mark.parametrize("scheme", ["BIOES", "BILUO", "IOB2", "IOB1"])
 def test_untrained_decoding_is_always_valid(scheme, pairwise):
@@ -323,6 +328,7 @@ def test_default_model_builds_with_add_pipe():
     assert nlp.pipe_names == ["lm_crf_ner", "lm_crf_tagger", "lm_crf_spans"]
 
 
+@pytest.mark.slow
 def test_fresh_process_loads_through_entry_points(trained_ner):
     """spacy.load in a new interpreter finds the factories without importing spacy_lmcrf."""
     with make_tempdir() as tmp:

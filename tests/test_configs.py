@@ -57,6 +57,7 @@ def test_config_initializes_and_trains(tmp_path, name, component, make_examples)
     assert f"{component}_lm" in losses
 
 
+@pytest.mark.slow
 def test_ner_config_trains_with_spacy_cli(tmp_path, ner_corpus):
     cli = []
     for key, value in _tiny_overrides("lm_crf_ner").items():
@@ -91,6 +92,7 @@ def test_ner_config_trains_with_spacy_cli(tmp_path, ner_corpus):
     assert 0.0 <= scores["ents_f"] <= 1.0
 
 
+@pytest.mark.slow
 def test_spacy_init_labels(tmp_path, ner_corpus):
     cli = []
     for key, value in _tiny_overrides("lm_crf_ner").items():

@@ -294,6 +294,7 @@ def test_main(tmp_path, capsys):
     assert "missing.txt" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path):
     path = write(tmp_path, "a NN B-NP\nb NN I-NP\n\nc VB B-VP\n")
     out = tmp_path / "out.spacy"
@@ -410,6 +411,7 @@ def corpus(name: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CORPORA))
 def test_corpus_counts(name):
     path = corpus(name)
@@ -427,6 +429,7 @@ def test_conll2003_docstarts():
         assert sum(s.doc_start for s in sentences) == n_docs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CONVERTED)
 def test_corpus_converts_losslessly(tmp_path, name):
     path = corpus(name)

@@ -215,6 +215,7 @@ def test_hand_made_cases_equal_the_perl_rules(gold, pred):
     assert our_counts([(gold, pred)], "IOB2") == perl_counts([(gold, pred)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(100))
 def test_micro_and_per_type_scores_equal_spacy_scorer(seed):
     rng = random.Random(seed)

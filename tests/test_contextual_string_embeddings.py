@@ -141,6 +141,7 @@ def _tok2vec(lm_path, head, *others):
     return bilstm_crf(lm_path, *others) if head == "bilstm-crf" else stacked(lm_path, *others)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head,pairwise", HEADS)
 def test_overfitting_IO(lm_path, tmp_path, head, pairwise):
     """PROPOSED+WORD under each head of Table 3; the LM file is not needed to load."""
@@ -170,6 +171,7 @@ def test_overfitting_IO(lm_path, tmp_path, head, pairwise):
             moved.rename(lm_path)
 
 
+@pytest.mark.slow
 def test_stacked_with_task_trained_characters_tagger(lm_path):
     """PROPOSED+WORD+CHAR, as a POS tagger."""
     nlp = spacy.blank("en")

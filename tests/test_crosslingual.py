@@ -3,6 +3,7 @@ language, share only a character encoder (spacy_lmcrf.CharTok2Vec.v1 in the tok2
 component); each has its own word embeddings, word bi-GRU and CRF, and learns from and
 annotates only its language's docs. A single-language pipeline extracted from the joint
 one predicts what the joint one predicts on that language."""
+import pytest
 import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
@@ -72,6 +73,7 @@ def _step(nlp, batch, optimizer):
     return losses
 
 
+@pytest.mark.slow
 def test_crosslingual_shares_only_characters_and_extracts_single_language_pipelines(tmp_path):
     nlp = _nlp()
     examples = _examples(nlp)

@@ -77,6 +77,7 @@ def test_truncated_at_any_byte(lm, char_lm_path, word_lm_path, tmp_path):
             cls.load(cut_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lm", ["char", "word"])
 def test_flipped_bits_are_refused_never_loaded_wrong(lm, char_lm_path, word_lm_path, tmp_path):
     path, cls = (char_lm_path, BiCharLM) if lm == "char" else (word_lm_path, BiWordLM)

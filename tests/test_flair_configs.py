@@ -59,6 +59,7 @@ def test_debug_config(task, data):
     debug_config(CONFIGS / f"flair_{task}.cfg", overrides=overrides(task, data))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task,head", [(t, "bilstm_crf") for t in TASKS] + [("ner", "map_crf"), ("ner", "map")])
 def test_config_initializes_and_trains(task, head, data):
     component = TASKS[task][0]
@@ -75,6 +76,7 @@ def test_config_initializes_and_trains(task, head, data):
     assert optimizer.schedules["learn_rate"].history, "the annealing schedule saw the epochs' losses"
 
 
+@pytest.mark.slow
 def test_flair_ner_trains_with_spacy_cli(tmp_path, data):
     cli = [f"--{key}={value}" for key, value in overrides("ner", data).items()]
     out = tmp_path / "out"

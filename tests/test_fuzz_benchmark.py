@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy
+import pytest
 import spacy
 from spacy.tokens import Doc, Span, SpanGroup
 
@@ -18,6 +19,7 @@ def fuzz_script():
     return importlib.import_module("fuzz")
 
 
+@pytest.mark.slow
 def test_fuzz_main_reports_no_failure(tmp_path, capsys):
     """A tiny run, the default pipeline trained for a few steps: every check passes."""
     fuzz = fuzz_script()

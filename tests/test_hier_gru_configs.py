@@ -56,6 +56,7 @@ def _joint_overrides(name, data):
     return overrides
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SINGLE))
 def test_single_task_config_is_valid_initializes_and_trains(name, data):
     path = CONFIGS / f"hier_gru_{name}.cfg"
@@ -74,6 +75,7 @@ def test_single_task_config_is_valid_initializes_and_trains(name, data):
     assert 0 < last < first
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(JOINT))
 def test_joint_config_is_valid_and_alternates_tasks(name, data):
     path = CONFIGS / f"{name}.cfg"
@@ -93,6 +95,7 @@ def test_joint_config_is_valid_and_alternates_tasks(name, data):
         assert nlp.get_pipe(head).labels
 
 
+@pytest.mark.slow
 def test_joint_config_trains_with_spacy_cli(tmp_path, data):
     name = "yang_joint_ner_pos"
     out = tmp_path / "out"

@@ -177,6 +177,7 @@ def test_last_listener_sitting_out_still_lets_the_shared_tok2vec_learn():
     assert _same(ner_before, _head_params(ner))
 
 
+@pytest.mark.slow
 def test_multitask_overfits_and_round_trips(tmp_path):
     nlp = _multitask_nlp()
     examples = _multitask_examples(nlp)

@@ -36,6 +36,7 @@ def test_set_meta_callback_resolves():
     assert callback(nlp) is nlp and nlp.meta["license"] == "CC-BY-4.0"
 
 
+@pytest.mark.slow
 def test_pipeline_from_a_shipped_config_carries_the_license(tmp_path):
     data = tmp_path / "data.spacy"
     DocBin(docs=[eg.reference for eg in ner_examples(spacy.blank("en"))]).to_disk(data)

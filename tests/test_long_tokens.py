@@ -274,6 +274,7 @@ def test_contextual_string_embeddings_read_long_tokens_capped(lm_path):
 # -- the benchmark -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_long_tokens_benchmark_runs_tiny(tmp_path):
     if str(ROOT / "benchmarks") not in sys.path:
         sys.path.insert(0, str(ROOT / "benchmarks"))

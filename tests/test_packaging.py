@@ -75,6 +75,7 @@ def _distributions(module: str) -> Set[str]:
     "directory,extras",
     [("spacy_lmcrf", []), ("benchmarks", ["bench"]), ("tests", ["test"])],
 )
+@pytest.mark.slow
 def test_every_import_is_declared(setup_kwargs, directory, extras):
     declared = _requirement_names(setup_kwargs["install_requires"])
     for extra in extras:

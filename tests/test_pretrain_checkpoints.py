@@ -104,6 +104,7 @@ def test_negative_checkpoint_minutes_is_an_error(text_dir):  # noqa: F811
         pretrain_char_lm(char_config(text_dir / "train", checkpoint_minutes=-1), text_dir / "out")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,max_steps,stop_at", [("char", 50, 33), ("word", 40, 23)])
 def test_sigint_writes_a_checkpoint_that_resumes_exactly(
     text_dir, kind, max_steps, stop_at  # noqa: F811
@@ -129,6 +130,7 @@ def test_sigint_writes_a_checkpoint_that_resumes_exactly(
     assert_same_run(kind, straight, stopped)
 
 
+@pytest.mark.slow
 def test_time_checkpoints_survive_a_crash_and_resume_exactly(text_dir):  # noqa: F811
     config = char_config(text_dir / "train", text_dir / "dev.txt", max_steps=50,
                          checkpoint_minutes=1e-9)  # due after every step
@@ -167,6 +169,7 @@ def test_a_second_signal_aborts(text_dir):  # noqa: F811
     assert checkpoint_step(text_dir / "out") == 20  # the last evaluation's, intact
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_cli_with_a_checkpoint_that_resumes(text_dir):  # noqa: F811
     out = text_dir / "cli_out"
     overrides = {"paths.train": str(text_dir / "train"), "paths.dev": str(text_dir / "dev.txt"),

@@ -176,11 +176,13 @@ def test_padding_and_grouping_do_not_change_a_sequence():
         pytest.param(psa(fuse_input=False, fuse_output=False), id="baseline(all-off)"),
     ],
 )
+@pytest.mark.slow
 def test_overfitting_IO(tok2vec):
     nlp = _nlp(tok2vec)
     _check_overfit_and_round_trip(nlp, tok2vec, *_train(nlp))
 
 
+@pytest.mark.slow
 def test_overfitting_IO_full_psa(trained_psa):
     _check_overfit_and_round_trip(*trained_psa[:1], psa(), *trained_psa[1:])
 
@@ -214,6 +216,7 @@ def test_fusion_layers_are_sized_to_their_inputs_and_all_off_is_the_baseline():
     assert shapes[0] == shapes[1]
 
 
+@pytest.mark.slow
 def test_get_attention_and_heatmap(trained_psa, tmp_path):
     nlp = trained_psa[0]
     text = "Peter Blackburn lives in Berlin ."

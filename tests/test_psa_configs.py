@@ -56,6 +56,7 @@ def test_debug_config(task, data):
 @pytest.mark.parametrize(
     "task,ablation", [(task, "all") for task in TASKS] + [("ner", name) for name in ABLATIONS if name != "all"]
 )
+@pytest.mark.slow
 def test_psa_config_initializes_and_trains(task, ablation, data):
     component, _ = TASKS[task]
     path = data / f"{task}.spacy"
@@ -71,6 +72,7 @@ def test_psa_config_initializes_and_trains(task, ablation, data):
     assert 0 < last < first
 
 
+@pytest.mark.slow
 def test_psa_baseline_trains_with_spacy_cli(tmp_path, data):
     cli = [f"--{key}={json.dumps(value)}" for key, value in _overrides("lm_crf_ner", BASELINE).items()]
     out = tmp_path / "out"

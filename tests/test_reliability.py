@@ -50,6 +50,7 @@ def pipeline_copy(trained_dir, tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_threads_share_a_pipeline(trained_dir):
     """Dropout is 0.5 in the model: a thread switching the shared torch modules back to
     training mode would change another thread's output."""
@@ -177,6 +178,7 @@ def test_missing_cfg_is_refused(pipeline_copy):
         pytest.param(lambda cfg: cfg["labels"].append(cfg["labels"][0]), id="repeated-label"),
     ],
 )
+@pytest.mark.slow
 def test_cfg_that_disagrees_with_the_weights_is_refused(pipeline_copy, edit, with_checksum):
     def change(cfg):
         edit(cfg)
@@ -195,6 +197,7 @@ def test_reordered_labels_are_refused(pipeline_copy):
         spacy.load(pipeline_copy)
 
 
+@pytest.mark.slow
 def test_flipped_bits_are_refused(pipeline_copy):
     model_path = pipeline_copy / "lm_crf_ner" / "model"
     intact = model_path.read_bytes()

@@ -38,6 +38,7 @@ def _shared_nlp():
     return nlp
 
 
+@pytest.mark.slow
 def test_shared_tok2vec_trains_both_heads_and_sees_all_docs():
     nlp = _shared_nlp()
     examples = _examples(nlp)
@@ -83,6 +84,7 @@ def _lm_losses(nlp, examples):
     return computed, losses
 
 
+@pytest.mark.slow
 def test_shared_lm_loss_is_reported_once_under_the_tok2vec():
     nlp = _shared_nlp()
     examples = _examples(nlp)

@@ -1,5 +1,6 @@
 """A tok2vec composed of the baselines' parts, shared by lm_crf_ner and lm_crf_tagger
 through spaCy's tok2vec component and listeners."""
+import pytest
 import spacy
 from spacy.util import make_tempdir
 from thinc.api import Adam
@@ -22,6 +23,7 @@ def _ents(docs):
     return [[(e.start, e.end, e.label_) for e in doc.ents] for doc in docs]
 
 
+@pytest.mark.slow
 def test_shared_word_char_tok2vec_trains_both_heads_and_sees_all_docs():
     nlp = spacy.blank("en")
     nlp.add_pipe("tok2vec", config={"model": TOK2VEC})

@@ -94,6 +94,7 @@ def _random_scores(ner, seed: int) -> CRFScores:
     return CRFScores([CRFGroup(pots, lengths, list(range(len(SEGMENTS))))], SEGMENTS, DOC_LENGTHS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spaces", [(), (1, 5)], ids=["words", "spaces"])
 @pytest.mark.parametrize("pairwise", ["large", "small", "none"])
 @pytest.mark.parametrize("scheme", SCHEMES)

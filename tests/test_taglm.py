@@ -106,6 +106,7 @@ def _encoder(nlp, name="lm_crf_ner"):
     return node.get_ref("encoder").shims[0]._model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("position", ["input", "layer1", "layer2"])
 def test_each_injection_point_builds_and_trains_with_the_lms_fixed(lm_path, position):
     nlp = spacy.blank("en")
@@ -144,6 +145,7 @@ def test_the_lm_embeddings_reach_the_tagger(lm_path):
     assert not numpy.allclose(before, numpy.concatenate(tok2vec.predict(docs)))
 
 
+@pytest.mark.slow
 def test_overfitting_IO(lm_path, tmp_path):
     """TagLM for NER (character bi-GRU, GRU layers); the LM file is not needed to load."""
     nlp = spacy.blank("en")
@@ -170,6 +172,7 @@ def test_overfitting_IO(lm_path, tmp_path):
             moved.rename(lm_path)
 
 
+@pytest.mark.slow
 def test_chunker_with_cnn_characters_lstm_layers_and_no_lm():
     """The paper's chunking tagger shape (character CNN, LSTM layers), as the baseline
     without LM (bilm = None): overfits and round-trips."""

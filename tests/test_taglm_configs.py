@@ -58,6 +58,7 @@ def test_debug_config(task, data):
     ("ner", True, "layer1"), ("ner", True, "input"), ("ner", True, "layer2"), ("ner", False, "layer1"),
     ("chunk", True, "layer1"),
 ])
+@pytest.mark.slow
 def test_config_initializes_and_trains(task, with_lm, position, data):
     component = TASKS[task][0]
     config = load_config(CONFIGS / f"taglm_{task}.cfg",
@@ -126,6 +127,7 @@ def test_schedule_without_dev_scores_fails_loudly():
         next(connected)
 
 
+@pytest.mark.slow
 def test_spacy_train_divides_the_rate_and_stops(tmp_path, data):
     cli = [f"--{key}={value}" for key, value in overrides("ner", data).items()]
     out = tmp_path / "out"

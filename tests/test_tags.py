@@ -270,6 +270,7 @@ def test_round_trip_all_span_sets(scheme):
             assert _is_allowed(tags, scheme), (spans, tags)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_round_trip_all_tag_sequences(scheme):
     """A sequence is allowed exactly when it's the canonical encoding of its spans."""

@@ -34,6 +34,7 @@ def sample_corpus(tmp_path_factory):
     return convert_ner_sample(tmp_path_factory.mktemp("corpus"), prefix="")
 
 
+@pytest.mark.slow
 def test_timed_logger_in_spacy_train(tmp_path, sample_corpus):
     log = tmp_path / "logs" / "log.jsonl"
     result = subprocess.run(

@@ -35,6 +35,7 @@ def _tiny_bert(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_crf_over_transformer_listener_trains_saves_and_loads(tmp_path):
     model_dir = _tiny_bert(tmp_path / "tiny-bert")
     data = write_task_corpora(tmp_path, {"ner": ner_examples}) / "ner.spacy"

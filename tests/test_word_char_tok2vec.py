@@ -93,6 +93,7 @@ def _train(nlp, examples, n_steps=N_STEPS):
     return losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tok2vec", TOK2VECS)
 def test_overfitting_IO(tok2vec):
     nlp = _nlp(tok2vec)
@@ -111,6 +112,7 @@ def test_overfitting_IO(tok2vec):
     assert _ents(nlp(text) for text in texts) == predicted
 
 
+@pytest.mark.slow
 def test_tagger_with_char_bilstm():
     nlp = _nlp(word_char(char=CHAR_BILSTM, encoder=BILSTM), "lm_crf_tagger")
     examples = tag_examples(nlp)

@@ -64,6 +64,7 @@ def test_tokens_chunks_and_vocabulary(text_dir):
         WordVocab.from_counts(Counter())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cutoffs", [(), (8, 16)], ids=["full-softmax", "adaptive-softmax"])
 def test_perplexity_falls_and_files_are_written(text_dir, cutoffs):
     out = text_dir / "out"
@@ -88,6 +89,7 @@ def test_a_fresh_lm_scores_about_the_vocabulary_size(text_dir):
     assert 0.7 * n_words < record["dev_ppl"] < 1.3 * n_words
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly_with_the_optimizer_state(text_dir):
     straight, halves = text_dir / "straight", text_dir / "halves"
     config = tiny_config(text_dir / "train", text_dir / "dev.txt", (8,), max_steps=40)
@@ -113,6 +115,7 @@ def test_bad_settings_are_errors(text_dir):
         pretrain_word_lm(unknown, text_dir / "out3")
 
 
+@pytest.mark.slow
 def test_cli_through_spacy_entry_point(text_dir):
     out = text_dir / "cli_out"
     args = [sys.executable, "-m", "spacy", "lmcrf", "pretrain-word-lm", str(ROOT / "configs" / "wordlm_en.cfg"),
