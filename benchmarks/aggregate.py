@@ -12,6 +12,7 @@ the files) it reports the mean, the sample standard deviation (n - 1 in the
 denominator; none for a single run), n and the values. A key missing from some files
 of a group, or holding a non-number, is an error.
 """
+
 import argparse
 import math
 import statistics
@@ -22,9 +23,17 @@ from typing import Any, Dict, List, Optional, Sequence
 from common import parse_groups, provenance, read_json, write_json
 
 DEFAULT_KEYS = (
-    "test_f1", "dev_f1", "test_accuracy", "dev_accuracy",
-    "f1", "precision", "recall", "accuracy",
-    "steps", "train_seconds", "best_dev_score_during_training",
+    "test_f1",
+    "dev_f1",
+    "test_accuracy",
+    "dev_accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "accuracy",
+    "steps",
+    "train_seconds",
+    "best_dev_score_during_training",
 )
 
 
@@ -50,7 +59,11 @@ def aggregate(paths: Sequence[Path], keys: Optional[Sequence[str]] = None) -> Di
         values = []
         for path, result in zip(paths, results):
             value = result.get(key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
                 raise ValueError(f"{path}: {key!r} is {value!r}, not a number")
             values.append(float(value))
         stats[key] = mean_std(values)
@@ -86,7 +99,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args(argv)
     try:
-        groups = {name: aggregate(paths, args.keys) for name, paths in parse_groups(args.groups, args.n_seeds)}
+        groups = {
+            name: aggregate(paths, args.keys)
+            for name, paths in parse_groups(args.groups, args.n_seeds)
+        }
     except (OSError, ValueError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1

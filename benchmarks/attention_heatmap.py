@@ -13,6 +13,7 @@ does. The title names the model directory, so say in --title (or in the director
 name) what the model was trained on. Needs matplotlib (the `bench` extra:
 pip install -e ".[bench]").
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -26,8 +27,14 @@ from spacy_lmcrf.attention import get_attention
 LAYER_NAMES = {"input": "fusion layer 1 (features)", "output": "fusion layer 2 (bi-LSTM output)"}
 
 
-def plot(tokens: List[str], matrices: Dict[str, numpy.ndarray], output: Path, *, title: str,
-         focus: Optional[int] = None) -> None:
+def plot(
+    tokens: List[str],
+    matrices: Dict[str, numpy.ndarray],
+    output: Path,
+    *,
+    title: str,
+    focus: Optional[int] = None,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,10 +44,14 @@ def plot(tokens: List[str], matrices: Dict[str, numpy.ndarray], output: Path, *,
     rows = 1 if focus is not None else n
     width = max(4.0, 0.45 * n + 2)
     height = 1.6 + (0.45 * rows if focus is None else 0.6)
-    fig, axes = plt.subplots(len(matrices), 1, figsize=(width, height * len(matrices)), dpi=120, squeeze=False)
+    fig, axes = plt.subplots(
+        len(matrices), 1, figsize=(width, height * len(matrices)), dpi=120, squeeze=False
+    )
     for ax, (place, matrix) in zip(axes[:, 0], matrices.items()):
         shown = matrix[focus : focus + 1] if focus is not None else matrix
-        image = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=max(float(shown.max()), 1e-6), aspect="auto")
+        image = ax.imshow(
+            shown, cmap="Blues", vmin=0.0, vmax=max(float(shown.max()), 1e-6), aspect="auto"
+        )
         ax.set_xticks(range(n), tokens, rotation=60, ha="right")
         ax.set_yticks(range(rows), [tokens[focus]] if focus is not None else tokens)
         ax.set_title(LAYER_NAMES.get(place, place), fontsize=10)
@@ -53,12 +64,18 @@ def plot(tokens: List[str], matrices: Dict[str, numpy.ndarray], output: Path, *,
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("model", type=Path, help="a trained pipeline directory")
     parser.add_argument("text", help="the sentence (tokenized by the pipeline's tokenizer)")
     parser.add_argument("output", type=Path, help="the PNG to write")
-    parser.add_argument("--component", default=None, help="the component holding the PSA tok2vec (default: found)")
-    parser.add_argument("--focus", default=None, help="draw only this word's row (its first occurrence)")
+    parser.add_argument(
+        "--component", default=None, help="the component holding the PSA tok2vec (default: found)"
+    )
+    parser.add_argument(
+        "--focus", default=None, help="draw only this word's row (its first occurrence)"
+    )
     parser.add_argument("--title", default=None, help="default: 'Attention of MODEL'")
     args = parser.parse_args(argv)
     try:

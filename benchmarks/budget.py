@@ -39,6 +39,7 @@ candidate and which was selected, dev and test F1 (accuracy for --kind tags) of
 the selected model, the learning curve (dev score against seconds)
 and where and when it ran.
 """
+
 import argparse
 import json
 import subprocess
@@ -93,12 +94,21 @@ def train_command(
 ) -> List[str]:
     """The `spacy train` command line for one budgeted run."""
     command = [
-        sys.executable, "-m", "spacy", "train", str(config_path),
-        "--output", str(output_dir),
-        f"--paths.{train_var}", str(train),
-        f"--paths.{dev_var}", str(dev),
-        "--training.seed", str(seed),
-        "--gpu-id", str(gpu_id),
+        sys.executable,
+        "-m",
+        "spacy",
+        "train",
+        str(config_path),
+        "--output",
+        str(output_dir),
+        f"--paths.{train_var}",
+        str(train),
+        f"--paths.{dev_var}",
+        str(dev),
+        "--training.seed",
+        str(seed),
+        "--gpu-id",
+        str(gpu_id),
     ]
     if vectors is not None:
         command += ["--paths.vectors", str(vectors)]
@@ -169,8 +179,18 @@ def summarize(
 
 
 def _scores_only(metrics: Dict[str, Any]) -> Dict[str, Any]:
-    keep = ("data", "conll_output", "tokens", "accuracy", "precision", "recall", "f1",
-            "per_type", "spacy_scorer_agrees", "words_per_second")
+    keep = (
+        "data",
+        "conll_output",
+        "tokens",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "per_type",
+        "spacy_scorer_agrees",
+        "words_per_second",
+    )
     return {key: metrics[key] for key in keep if key in metrics}
 
 
@@ -183,9 +203,16 @@ def run(args: argparse.Namespace, overrides: Sequence[str]) -> Dict[str, Any]:
     config_path = output_dir / "config.budget.cfg"
     budget_config(args.config, log_path, args.budget_minutes).to_disk(config_path)
     command = train_command(
-        config_path, output_dir, train=args.train, dev=args.dev, vectors=args.vectors,
-        seed=args.seed, gpu_id=args.gpu_id, overrides=overrides,
-        train_var=args.train_var, dev_var=args.dev_var,
+        config_path,
+        output_dir,
+        train=args.train,
+        dev=args.dev,
+        vectors=args.vectors,
+        seed=args.seed,
+        gpu_id=args.gpu_id,
+        overrides=overrides,
+        train_var=args.train_var,
+        dev_var=args.dev_var,
     )
     if args.vectors_attr:
         if args.vectors is None:
@@ -199,14 +226,22 @@ def run(args: argparse.Namespace, overrides: Sequence[str]) -> Dict[str, Any]:
         for model in ("model-best", "model-last"):
             if (output_dir / model).exists():
                 set_vectors_attr(output_dir / model, args.vectors_attr)
+
     def score(model: str, split: str, data: Path) -> Dict[str, Any]:
         metrics = evaluate(
-            output_dir / model, data, output_dir / "eval" / f"{split}.{model}.conll.txt",
-            kind=args.kind, spans_key=args.spans_key, gpu_id=args.gpu_id, corpus=args.corpus,
+            output_dir / model,
+            data,
+            output_dir / "eval" / f"{split}.{model}.conll.txt",
+            kind=args.kind,
+            spans_key=args.spans_key,
+            gpu_id=args.gpu_id,
+            corpus=args.corpus,
         )
         if not metrics["spacy_scorer_agrees"]:
-            raise ValueError(f"{model} on {split}: spaCy's Scorer disagrees with conlleval: "
-                             + "; ".join(metrics["disagreements"]))
+            raise ValueError(
+                f"{model} on {split}: spaCy's Scorer disagrees with conlleval: "
+                + "; ".join(metrics["disagreements"])
+            )
         write_json(output_dir / "eval" / f"{split}.{model}.json", metrics)
         return metrics
 
@@ -219,9 +254,15 @@ def run(args: argparse.Namespace, overrides: Sequence[str]) -> Dict[str, Any]:
     selected = max(candidates, key=lambda name: (candidates[name][metric], name == "model-best"))
     metrics = {"dev": candidates[selected], "test": score(selected, "test", args.test)}
     summary = summarize(
-        name=args.name or args.config.stem, config_path=args.config,
-        budget_minutes=args.budget_minutes, seed=args.seed, overrides=overrides,
-        records=read_log(log_path), dev=metrics["dev"], test=metrics["test"], kind=args.kind,
+        name=args.name or args.config.stem,
+        config_path=args.config,
+        budget_minutes=args.budget_minutes,
+        seed=args.seed,
+        overrides=overrides,
+        records=read_log(log_path),
+        dev=metrics["dev"],
+        test=metrics["test"],
+        kind=args.kind,
         started=started,
     )
     summary["selected_model"] = selected
@@ -232,7 +273,9 @@ def run(args: argparse.Namespace, overrides: Sequence[str]) -> Dict[str, Any]:
 
 def parse_args(argv: Optional[Sequence[str]] = None):
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     parser.add_argument("config", type=Path)
     parser.add_argument("output_dir", type=Path)
@@ -240,22 +283,33 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     parser.add_argument("--dev", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
     parser.add_argument("--vectors", type=Path, default=None)
-    parser.add_argument("--budget-minutes", type=float, required=True,
-                        help="wall-clock training budget; 0: no budget")
+    parser.add_argument(
+        "--budget-minutes",
+        type=float,
+        required=True,
+        help="wall-clock training budget; 0: no budget",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kind", default="ner", choices=("ner", "spans", "tags"))
     parser.add_argument("--spans-key", default="chunks")
     parser.add_argument("--gpu-id", type=int, default=-1)
-    parser.add_argument("--summary", type=Path, default=None,
-                        help="summary JSON (default OUTPUT_DIR/summary.json)")
+    parser.add_argument(
+        "--summary", type=Path, default=None, help="summary JSON (default OUTPUT_DIR/summary.json)"
+    )
     parser.add_argument("--name", default=None, help="run name (default: the config's stem)")
     parser.add_argument("--train-var", default="train", help="the [paths] variable --train sets")
     parser.add_argument("--dev-var", default="dev", help="the [paths] variable --dev sets")
-    parser.add_argument("--vectors-attr", default=None,
-                        help="restore this key attribute (e.g. LOWER) of spaCy's vectors, "
-                        "which spaCy 3.8.18 drops when it saves them")
-    parser.add_argument("--corpus", default=None,
-                        help="tag the evaluation docs with this corpus name (cross-lingual pipelines)")
+    parser.add_argument(
+        "--vectors-attr",
+        default=None,
+        help="restore this key attribute (e.g. LOWER) of spaCy's vectors, "
+        "which spaCy 3.8.18 drops when it saves them",
+    )
+    parser.add_argument(
+        "--corpus",
+        default=None,
+        help="tag the evaluation docs with this corpus name (cross-lingual pipelines)",
+    )
     args, overrides = parser.parse_known_args(argv)
     if args.budget_minutes < 0:
         parser.error("--budget-minutes must be >= 0")

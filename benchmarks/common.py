@@ -1,4 +1,5 @@
 """Helpers shared by the benchmark scripts: provenance of a figure, JSON output, globs."""
+
 import glob
 import json
 import os
@@ -20,7 +21,9 @@ def git_commit() -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT, capture_output=True, text=True,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
     except OSError:
         return "unknown"
@@ -81,7 +84,9 @@ def expand(pattern: str, n_seeds: Optional[int] = None) -> List[Path]:
     return paths
 
 
-def parse_groups(specs: Sequence[str], n_seeds: Optional[int] = None) -> List[Tuple[str, List[Path]]]:
+def parse_groups(
+    specs: Sequence[str], n_seeds: Optional[int] = None
+) -> List[Tuple[str, List[Path]]]:
     """Parse "NAME=PATTERN" (or plain "PATTERN", named after itself) into named file lists."""
     groups = []
     for spec in specs:

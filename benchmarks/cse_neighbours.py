@@ -12,6 +12,7 @@ the neighbours carry the same gold entity type as the occurrence: the LM was nev
 a label, so agreement means the context alone separates the senses. A last line gives the
 cosine similarity between the listed occurrences themselves: how far context moved them.
 """
+
 import argparse
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -28,13 +29,20 @@ from spacy_lmcrf.ml.modules.tensor_file import read_tensor_file
 Occurrence = Tuple[int, int]  # (doc index, token index)
 
 
-def embed_corpus(lm_path: Path, docs: Sequence[Doc], batch_size: int = 64) -> Tuple[numpy.ndarray, List[Occurrence]]:
+def embed_corpus(
+    lm_path: Path, docs: Sequence[Doc], batch_size: int = 64
+) -> Tuple[numpy.ndarray, List[Occurrence]]:
     """The contextual string embedding of every token of docs, row-normalised."""
     _, meta = read_tensor_file(lm_path)
-    model = spacy.util.registry.resolve({"m": {
-        "@architectures": "spacy_lmcrf.ContextualStringEmbeddings.v1",
-        "lm_path": str(lm_path), "hidden_size": BiCharLM.from_meta(meta, str(lm_path)).hidden_size,
-    }})["m"]
+    model = spacy.util.registry.resolve(
+        {
+            "m": {
+                "@architectures": "spacy_lmcrf.ContextualStringEmbeddings.v1",
+                "lm_path": str(lm_path),
+                "hidden_size": BiCharLM.from_meta(meta, str(lm_path)).hidden_size,
+            }
+        }
+    )["m"]
     model.initialize()
     rows, where = [], []
     for start in range(0, len(docs), batch_size):
@@ -42,7 +50,9 @@ def embed_corpus(lm_path: Path, docs: Sequence[Doc], batch_size: int = 64) -> Tu
         for i, vectors in enumerate(model.predict(batch)):
             rows.append(numpy.asarray(vectors))
             where.extend((start + i, t) for t in range(len(batch[i])))
-    matrix = numpy.concatenate(rows) if rows else numpy.zeros((0, model.get_dim("nO")), dtype="float32")
+    matrix = (
+        numpy.concatenate(rows) if rows else numpy.zeros((0, model.get_dim("nO")), dtype="float32")
+    )
     norms = numpy.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / numpy.maximum(norms, 1e-12), where
 
@@ -69,8 +79,14 @@ def pick_occurrences(docs: Sequence[Doc], where: Sequence[Occurrence], word: str
     return [chosen[key] for key in sorted(chosen)]
 
 
-def neighbours(matrix: numpy.ndarray, docs: Sequence[Doc], where: Sequence[Occurrence], row: int, word: str,
-               k: int) -> List[int]:
+def neighbours(
+    matrix: numpy.ndarray,
+    docs: Sequence[Doc],
+    where: Sequence[Occurrence],
+    row: int,
+    word: str,
+    k: int,
+) -> List[int]:
     scores = matrix @ matrix[row]
     order = numpy.argsort(-scores)
     found = []
@@ -83,19 +99,27 @@ def neighbours(matrix: numpy.ndarray, docs: Sequence[Doc], where: Sequence[Occur
     return found
 
 
-def occurrence_similarities(matrix: numpy.ndarray, docs: Sequence[Doc], where: Sequence[Occurrence],
-                            rows: Sequence[int], word: str) -> str:
+def occurrence_similarities(
+    matrix: numpy.ndarray,
+    docs: Sequence[Doc],
+    where: Sequence[Occurrence],
+    rows: Sequence[int],
+    word: str,
+) -> str:
     """How much context moved the word's embedding: the cosine similarity of each pair of
     the listed occurrences (1.000 means the contexts changed nothing)."""
     types = [entity_type(docs[where[row][0]], where[row][1]) for row in rows]
     pairs = [
         f"{types[i]}–{types[j]} {float(matrix[rows[i]] @ matrix[rows[j]]):.3f}"
-        for i in range(len(rows)) for j in range(i + 1, len(rows))
+        for i in range(len(rows))
+        for j in range(i + 1, len(rows))
     ]
     if not pairs:
         return f"Only one occurrence of {word!r} is listed, so there is no pair to compare."
-    return (f"Cosine similarity between the listed occurrences of {word!r} (1.000 = the context "
-            f"changed nothing): " + ", ".join(pairs) + ".")
+    return (
+        f"Cosine similarity between the listed occurrences of {word!r} (1.000 = the context "
+        f"changed nothing): " + ", ".join(pairs) + "."
+    )
 
 
 def report(lm_path: Path, corpus: Path, word: str, k: int, limit: int) -> str:
@@ -120,19 +144,30 @@ def report(lm_path: Path, corpus: Path, word: str, k: int, limit: int) -> str:
         query_type = entity_type(docs[d], t)
         found = neighbours(matrix, docs, where, row, word, k)
         described = "<br>".join(
-            f"{context(docs[n_d], n_t)} ({entity_type(docs[n_d], n_t)})" for n_d, n_t in (where[n] for n in found)
+            f"{context(docs[n_d], n_t)} ({entity_type(docs[n_d], n_t)})"
+            for n_d, n_t in (where[n] for n in found)
         )
         same = sum(entity_type(docs[where[n][0]], where[n][1]) == query_type for n in found)
-        lines.append(f"| {context(docs[d], t)} ({query_type}) | {described} | {same}/{len(found)} |")
+        lines.append(
+            f"| {context(docs[d], t)} ({query_type}) | {described} | {same}/{len(found)} |"
+        )
     lines += ["", occurrence_similarities(matrix, docs, where, rows, word)]
     info = provenance()
-    lines += ["", f"command: `{info['command']}`; commit {info['commit']}; {info['cpu']}; {info['date']}", ""]
+    lines += [
+        "",
+        f"command: `{info['command']}`; commit {info['commit']}; {info['cpu']}; {info['date']}",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("lm_path", type=Path, help="char_lm.msgpack from spacy lmcrf pretrain-char-lm")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "lm_path", type=Path, help="char_lm.msgpack from spacy lmcrf pretrain-char-lm"
+    )
     parser.add_argument("corpus", type=Path, help=".spacy file with gold entities")
     parser.add_argument("--word", default="Washington")
     parser.add_argument("--k", type=int, default=3)

@@ -30,6 +30,7 @@ grow by --max-memory-gib GiB only (RLIMIT_AS), so that a runaway allocation beco
 counted exception rather than a visit from the OOM killer. The exit status is 1 when any
 check fails or any exception is raised.
 """
+
 import argparse
 import base64
 import gc
@@ -64,16 +65,73 @@ MAX_TOKEN_CHARS = 4900
 
 # -- the generator's ingredients -----------------------------------------------------------
 
-WHITESPACE = [" ", "  ", "\t", "\n", "\n\n", "\r\n", "\r", "\x0b", "\x0c", "\u00a0",
-              "\u2003", "\u3000", "\u2028", "\u2029", "\u1680", "\u202f"]
+WHITESPACE = [
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\n\n",
+    "\r\n",
+    "\r",
+    "\x0b",
+    "\x0c",
+    "\u00a0",
+    "\u2003",
+    "\u3000",
+    "\u2028",
+    "\u2029",
+    "\u1680",
+    "\u202f",
+]
 ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
 CONTROL = [chr(c) for c in range(32) if chr(c) not in "\t\n\r"] + [chr(c) for c in range(127, 160)]
-CJK = ["中文", "日本語", "東京", "北京大学", "한국어", "서울", "漢字", "カタカナ", "ひらがな", "上海市", "。", "、"]
+CJK = [
+    "中文",
+    "日本語",
+    "東京",
+    "北京大学",
+    "한국어",
+    "서울",
+    "漢字",
+    "カタカナ",
+    "ひらがな",
+    "上海市",
+    "。",
+    "、",
+]
 EMOJI = ["😀", "👍🏽", "👨‍👩‍👧‍👦", "🇩🇪", "🇺🇸", "🏳️‍🌈", "❤️", "🤷‍♀️", "🚀🚀🚀", "👩🏿‍💻", "🙂🙃"]
-RTL = ["مرحبا", "العالم", "القاهرة", "שלום", "עולם", "ירושלים", "\u200f", "\u200e", "\u202e",
-       "\u202b", "\u202c", "\u2067", "\u2069"]
-MIXED = ["Pаris", "Bеrlin", "Ωmega", "Москва", "Αθήνα", "Tōkyō", "Zürich", "ﬁnance", "İstanbul",
-         "straße", "ǅemal", "Ⅻ", "ℌello", "𝐁𝐨𝐥𝐝", "Ｆｕｌｌ"]
+RTL = [
+    "مرحبا",
+    "العالم",
+    "القاهرة",
+    "שלום",
+    "עולם",
+    "ירושלים",
+    "\u200f",
+    "\u200e",
+    "\u202e",
+    "\u202b",
+    "\u202c",
+    "\u2067",
+    "\u2069",
+]
+MIXED = [
+    "Pаris",
+    "Bеrlin",
+    "Ωmega",
+    "Москва",
+    "Αθήνα",
+    "Tōkyō",
+    "Zürich",
+    "ﬁnance",
+    "İstanbul",
+    "straße",
+    "ǅemal",
+    "Ⅻ",
+    "ℌello",
+    "𝐁𝐨𝐥𝐝",
+    "Ｆｕｌｌ",
+]
 PUNCT = list(".,;:!?-–—()[]{}\"'«»„“”‘’/\\|@#$%^&*_~`+=<>…·•")
 JSON_WORDS = ["id", "name", "type", "value", "items", "meta", "null", "true", "false"]
 
@@ -94,7 +152,8 @@ class Case:
         if self.words is not None:
             text = "".join(w + (" " if s else "") for w, s in zip(self.words, self.spaces))
             body = f"words={ascii(self.words[:20])[:limit]}" + (
-                f" (+{len(self.words) - 20})" if len(self.words) > 20 else "")
+                f" (+{len(self.words) - 20})" if len(self.words) > 20 else ""
+            )
             body += f" text={ascii(text[:limit])}"
         else:
             body = f"text={ascii(self.text[:limit])}"
@@ -130,10 +189,20 @@ class Generator:
         self.sentences = sentences
         self.vocab = sorted({w for s in sentences for w in s})
         self.kinds: List[Tuple[str, float]] = [
-            ("empty", 2), ("whitespace", 4), ("sample", 22), ("sample_multi", 8),
-            ("newlines_tabs", 5), ("long", 1.5), ("long_token", 2), ("unicode", 8),
-            ("control", 5), ("digits", 4), ("punct", 4), ("mixed_script", 4),
-            ("repeated", 4), ("words_spaces", 14),
+            ("empty", 2),
+            ("whitespace", 4),
+            ("sample", 22),
+            ("sample_multi", 8),
+            ("newlines_tabs", 5),
+            ("long", 1.5),
+            ("long_token", 2),
+            ("unicode", 8),
+            ("control", 5),
+            ("digits", 4),
+            ("punct", 4),
+            ("mixed_script", 4),
+            ("repeated", 4),
+            ("words_spaces", 14),
         ]
 
     def cases(self, n: int) -> List[Case]:
@@ -186,8 +255,16 @@ class Generator:
         size = 2
         while size < n - 60:
             key = self.rng.choice(JSON_WORDS) + str(self.rng.randrange(1000))
-            value = self.rng.choice([self.rng.randrange(-10**6, 10**6), self.rng.random(),
-                                     self.rng.choice(self.vocab), None, True, [1, 2, {"x": "y"}]])
+            value = self.rng.choice(
+                [
+                    self.rng.randrange(-(10**6), 10**6),
+                    self.rng.random(),
+                    self.rng.choice(self.vocab),
+                    None,
+                    True,
+                    [1, 2, {"x": "y"}],
+                ]
+            )
             item = json.dumps({key: value}, separators=(",", ":"))[1:-1]
             items.append(item)
             size += len(item) + 1
@@ -262,18 +339,28 @@ class Generator:
     def _digits(self) -> Case:
         pieces = []
         for _ in range(self.rng.randrange(1, 25)):
-            pieces.append(self.rng.choice([
-                str(self.rng.randrange(10 ** self.rng.randrange(1, 40))),
-                f"{self.rng.uniform(-1e6, 1e6):.{self.rng.randrange(0, 8)}f}",
-                "/".join(str(self.rng.randrange(1, n)) for n in (32, 13, 10**4)),
-                f"+{self.rng.randrange(10**9, 10**12)}", "1,000,000", "1e-308", "٣٤٥", "１２３",
-                self.rng.choice(self.vocab),
-            ]))
+            pieces.append(
+                self.rng.choice(
+                    [
+                        str(self.rng.randrange(10 ** self.rng.randrange(1, 40))),
+                        f"{self.rng.uniform(-1e6, 1e6):.{self.rng.randrange(0, 8)}f}",
+                        "/".join(str(self.rng.randrange(1, n)) for n in (32, 13, 10**4)),
+                        f"+{self.rng.randrange(10**9, 10**12)}",
+                        "1,000,000",
+                        "1e-308",
+                        "٣٤٥",
+                        "１２３",
+                        self.rng.choice(self.vocab),
+                    ]
+                )
+            )
         return Case("", text=self._join(pieces))
 
     def _punct(self) -> Case:
-        runs = ["".join(self.rng.choices(PUNCT, k=self.rng.randrange(1, 200)))
-                for _ in range(self.rng.randrange(1, 8))]
+        runs = [
+            "".join(self.rng.choices(PUNCT, k=self.rng.randrange(1, 200)))
+            for _ in range(self.rng.randrange(1, 8))
+        ]
         if self.rng.random() < 0.5:
             runs += self._sentence()
             self.rng.shuffle(runs)
@@ -297,8 +384,15 @@ class Generator:
     def _words_spaces(self) -> Case:
         """Doc(vocab, words, spaces): no empty word, but whitespace words, words with spaces
         inside, glued words, runs of whitespace words and a last space."""
-        pool = (WHITESPACE + ZERO_WIDTH + EMOJI + CJK + MIXED + PUNCT
-                + ["New York", " a", "b ", "x\ny", "\t\t", "Inc.", "U.S."])
+        pool = (
+            WHITESPACE
+            + ZERO_WIDTH
+            + EMOJI
+            + CJK
+            + MIXED
+            + PUNCT
+            + ["New York", " a", "b ", "x\ny", "\t\t", "Inc.", "U.S."]
+        )
         words = self._sprinkle(self._sentence(), pool, self.rng.choice([0.1, 0.4, 0.9]))
         if self.rng.random() < 0.2:
             words = [self.rng.choice(WHITESPACE) for _ in range(self.rng.randrange(1, 10))] + words
@@ -326,8 +420,10 @@ def set_sentence_starts(doc: Doc, mode: str) -> None:
     if mode == "every":
         starts = [True] * len(doc)
     elif mode == "punct":
-        starts = [i == 0 or doc[i - 1].text in (".", "!", "?") or "\n" in doc[i - 1].text
-                  for i in range(len(doc))]
+        starts = [
+            i == 0 or doc[i - 1].text in (".", "!", "?") or "\n" in doc[i - 1].text
+            for i in range(len(doc))
+        ]
     else:
         rng = random.Random(int(mode.split(":")[1]))
         starts = [i == 0 or rng.random() < 0.1 for i in range(len(doc))]
@@ -406,9 +502,17 @@ def check_names(components: List[Tuple[str, str, str]]) -> List[str]:
     """The names of every check, in the table's order."""
     names = []
     for name, factory, _ in components:
-        names += [f"{name}: {c}" for c in ("spans written", "spans inside doc", "no overlap",
-                                           "one score per span", "scores finite in [0, 1]",
-                                           "no whitespace in span")]
+        names += [
+            f"{name}: {c}"
+            for c in (
+                "spans written",
+                "spans inside doc",
+                "no overlap",
+                "one score per span",
+                "scores finite in [0, 1]",
+                "no whitespace in span",
+            )
+        ]
         if factory == "lm_crf_ner":
             names += [f"{name}: spans == ents", f"{name}: every token annotated"]
     return names + ["batch == alone: spans", "batch == alone: scores"]
@@ -485,13 +589,20 @@ class Report:
         return any(self.checks.values()) or bool(self.exceptions)
 
 
-def run_batches(nlp: Language, cases: List[Case], order: List[int], batch_size: int,
-                components, report: Report, keep: set) -> Dict[int, Dict[str, Any]]:
+def run_batches(
+    nlp: Language,
+    cases: List[Case],
+    order: List[int],
+    batch_size: int,
+    components,
+    report: Report,
+    keep: set,
+) -> Dict[int, Dict[str, Any]]:
     """Process the cases in `order` with nlp.pipe, batch by batch; check every doc, and
     return the annotations of the cases in `keep`."""
     kept = {}
     for first in range(0, len(order), batch_size):
-        done = run_batch(nlp, cases, order[first:first + batch_size], report)
+        done = run_batch(nlp, cases, order[first : first + batch_size], report)
         if (first + batch_size) // 1000 > first // 1000:
             print(f"{first + len(done)} docs, {report.seconds:.0f} s", file=sys.stderr)
         for i, doc in done:
@@ -503,8 +614,9 @@ def run_batches(nlp: Language, cases: List[Case], order: List[int], batch_size: 
     return kept
 
 
-def run_batch(nlp: Language, cases: List[Case], indices: List[int],
-              report: Report) -> List[Tuple[int, Optional[Doc]]]:
+def run_batch(
+    nlp: Language, cases: List[Case], indices: List[int], report: Report
+) -> List[Tuple[int, Optional[Doc]]]:
     """The processed docs of one batch (None where one raised). A batch that raises is
     retried doc by doc: each exception is counted once per doc, and once as "batch only"
     when every doc passes alone. Seconds count every pipeline call, failed ones too."""
@@ -560,10 +672,12 @@ def describe_batch(cases: List[Case], docs: List[Tuple[int, Doc]]) -> str:
         return "an empty batch"
     sizes = [(n_sequences(doc), len(doc), i) for i, doc in docs]
     most = max(sizes)
-    summary = (f"{len(docs)} docs, {sum(s[1] for s in sizes)} tokens, "
-               f"{sum(s[0] for s in sizes)} sequences, the longest "
-               f"{max(len(doc) for _, doc in docs)} tokens; the doc with the most "
-               f"sequences ({most[0]}, {most[1]} tokens): ")
+    summary = (
+        f"{len(docs)} docs, {sum(s[1] for s in sizes)} tokens, "
+        f"{sum(s[0] for s in sizes)} sequences, the longest "
+        f"{max(len(doc) for _, doc in docs)} tokens; the doc with the most "
+        f"sequences ({most[0]}, {most[1]} tokens): "
+    )
     return f"a batch of {summary}{cases[most[2]].describe(120)}"
 
 
@@ -579,8 +693,9 @@ def record(doc: Doc, case: Case, components, report: Report) -> None:
         report.fail(check, case, detail)
 
 
-def check_batch_independence(nlp: Language, cases: List[Case], batched: Dict[int, Dict[str, Any]],
-                             components, report: Report) -> None:
+def check_batch_independence(
+    nlp: Language, cases: List[Case], batched: Dict[int, Dict[str, Any]], components, report: Report
+) -> None:
     """Process each kept case alone and compare with its annotations from the batches."""
     for i in sorted(batched):
         try:
@@ -592,8 +707,9 @@ def check_batch_independence(nlp: Language, cases: List[Case], batched: Dict[int
         differ, diff = compare(batched[i], alone)
         report.max_score_diff = max(report.max_score_diff, diff)
         if differ:
-            detail = "; ".join(f"{k}: batch {str(batched[i][k])[:120]} alone {str(alone[k])[:120]}"
-                               for k in differ)
+            detail = "; ".join(
+                f"{k}: batch {str(batched[i][k])[:120]} alone {str(alone[k])[:120]}" for k in differ
+            )
             report.fail("batch == alone: spans", cases[i], detail)
         elif diff > SCORE_TOLERANCE:
             report.fail("batch == alone: scores", cases[i], f"max difference {diff:.2e}")
@@ -648,7 +764,7 @@ def train_pipeline(path: Path, steps: int, seed: int = 0) -> None:
         if step % (len(examples) // 10) == 0:
             rng.shuffle(examples)
         first = step % (len(examples) // 10) * 10
-        nlp.update(examples[first:first + 10], sgd=optimizer)
+        nlp.update(examples[first : first + 10], sgd=optimizer)
     path.parent.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(path)
 
@@ -683,8 +799,11 @@ def figures(report: Report, settings: Dict[str, Any]) -> Dict[str, Any]:
         "exceptions": dict(report.exceptions),
         "batch_docs": report.batch_docs,
         "batch_max_score_diff": report.max_score_diff,
-        "slowest_batch": {"seconds": round(report.slowest[0], 2), "docs": report.slowest[1],
-                          "tokens": report.slowest[2]},
+        "slowest_batch": {
+            "seconds": round(report.slowest[0], 2),
+            "docs": report.slowest[1],
+            "tokens": report.slowest[2],
+        },
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "kinds": dict(sorted(report.kinds.items())),
         "examples": report.examples,
@@ -696,13 +815,18 @@ def markdown(result: Dict[str, Any]) -> str:
     """The figures as a markdown table, then a few example inputs of each failure."""
     rows = [("docs", result["docs"]), ("tokens", result["tokens"])]
     rows += list(result["spans"].items())
-    rows += [("seconds (pipeline only)", result["seconds"]), ("docs/s", result["docs_per_s"]),
-             ("tokens/s", result["tokens_per_s"]),
-             ("slowest batch: seconds (docs, tokens)", "{seconds} ({docs}, {tokens})".format(
-                 **result["slowest_batch"])),
-             ("peak RSS (MiB)", result["peak_rss_mib"]),
-             ("batch-independence docs", result["batch_docs"]),
-             ("batch vs alone: max score difference", f"{result['batch_max_score_diff']:.1e}")]
+    rows += [
+        ("seconds (pipeline only)", result["seconds"]),
+        ("docs/s", result["docs_per_s"]),
+        ("tokens/s", result["tokens_per_s"]),
+        (
+            "slowest batch: seconds (docs, tokens)",
+            "{seconds} ({docs}, {tokens})".format(**result["slowest_batch"]),
+        ),
+        ("peak RSS (MiB)", result["peak_rss_mib"]),
+        ("batch-independence docs", result["batch_docs"]),
+        ("batch vs alone: max score difference", f"{result['batch_max_score_diff']:.1e}"),
+    ]
     rows += [(f"failures: {name}", n) for name, n in result["checks"].items()]
     rows += [(f"exceptions: {name}", n) for name, n in result["exceptions"].items()]
     if not result["exceptions"]:
@@ -741,23 +865,39 @@ def memory_cap(gib: float) -> Iterator[None]:
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=None, help="a saved pipeline (default: train one)")
-    parser.add_argument("--work-dir", default=str(ROOT / "training" / "fuzz"),
-                        help="where the default pipeline is cached")
-    parser.add_argument("--train-steps", type=int, default=300,
-                        help="update steps (batches of 10 sentences) of the default pipeline")
+    parser.add_argument(
+        "--work-dir",
+        default=str(ROOT / "training" / "fuzz"),
+        help="where the default pipeline is cached",
+    )
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=300,
+        help="update steps (batches of 10 sentences) of the default pipeline",
+    )
     parser.add_argument("--n-docs", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--batch-sample", type=int, default=500,
-                        help="docs also processed alone, for batch independence")
-    parser.add_argument("--max-memory-gib", type=float, default=8.0,
-                        help="cap the address space (RLIMIT_AS) at this many GiB more than "
-                        "the process holds when fuzzing starts, so that a "
-                        "runaway allocation is counted as an exception instead of inviting "
-                        "the OOM killer; 0: no cap")
+    parser.add_argument(
+        "--batch-sample",
+        type=int,
+        default=500,
+        help="docs also processed alone, for batch independence",
+    )
+    parser.add_argument(
+        "--max-memory-gib",
+        type=float,
+        default=8.0,
+        help="cap the address space (RLIMIT_AS) at this many GiB more than "
+        "the process holds when fuzzing starts, so that a "
+        "runaway allocation is counted as an exception instead of inviting "
+        "the OOM killer; 0: no cap",
+    )
     parser.add_argument("--out", default=None, help="a JSON of the figures")
     return parser.parse_args(argv)
 
@@ -768,9 +908,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     nlp, model = get_pipeline(args.model, Path(args.work_dir), args.train_steps)
     with memory_cap(args.max_memory_gib):
         report = fuzz(nlp, args.n_docs, args.seed, args.batch_size, args.batch_sample)
-    settings = {"model": model, "pipeline": nlp.pipe_names, "n_docs": args.n_docs,
-                "seed": args.seed, "batch_size": args.batch_size,
-                "batch_sample": args.batch_sample, "max_memory_gib": args.max_memory_gib}
+    settings = {
+        "model": model,
+        "pipeline": nlp.pipe_names,
+        "n_docs": args.n_docs,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "batch_sample": args.batch_sample,
+        "max_memory_gib": args.max_memory_gib,
+    }
     result = figures(report, settings)
     print(markdown(result))
     if args.out:

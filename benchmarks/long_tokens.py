@@ -24,6 +24,7 @@ end (the loaded pipeline and torch included); "over warm-up": how much the timed
 raised it. The ratios divide by the batch case: issue 21 asks that the batch with the
 long token stay within 2x of the batch without it.
 """
+
 import argparse
 import json
 import random
@@ -170,10 +171,24 @@ def measure(
 def run_isolated(args: argparse.Namespace, model: Path, case: str) -> Dict[str, Any]:
     """measure() in a fresh Python process; a failure (e.g. out of memory) becomes "error"."""
     command = [
-        sys.executable, str(Path(__file__).resolve()), "--single", case, "--model", str(model),
-        "--text", str(args.text), "--docs", str(args.docs), "--doc-tokens", str(args.doc_tokens),
-        "--long-chars", str(args.long_chars), "--alphabet", args.alphabet,
-        "--repeats", str(args.repeats),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--single",
+        case,
+        "--model",
+        str(model),
+        "--text",
+        str(args.text),
+        "--docs",
+        str(args.docs),
+        "--doc-tokens",
+        str(args.doc_tokens),
+        "--long-chars",
+        str(args.long_chars),
+        "--alphabet",
+        args.alphabet,
+        "--repeats",
+        str(args.repeats),
     ]
     if args.threads is not None:
         command += ["--threads", str(args.threads)]
@@ -250,9 +265,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args, overrides = parse_args(argv)
     if args.single is not None:
         row = measure(
-            args.model, args.single, text=args.text, n_docs=args.docs,
-            doc_tokens=args.doc_tokens, long_chars=args.long_chars, alphabet=args.alphabet,
-            repeats=args.repeats, threads=args.threads,
+            args.model,
+            args.single,
+            text=args.text,
+            n_docs=args.docs,
+            doc_tokens=args.doc_tokens,
+            long_chars=args.long_chars,
+            alphabet=args.alphabet,
+            repeats=args.repeats,
+            threads=args.threads,
         )
         print(json.dumps(row))
         return 0

@@ -10,6 +10,7 @@ training loop computes at each evaluation (F1 in percent for NER and chunking), 
 x axis the wall-clock minutes since training started. Needs matplotlib (the `bench` extra:
 pip install -e ".[bench]").
 """
+
 import argparse
 import json
 import sys
@@ -87,11 +88,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--ylabel", default="dev F1 (%)")
     args = parser.parse_args(argv)
     try:
-        groups = [(name, [read_curve(p) for p in paths]) for name, paths in parse_groups(args.groups, args.n_seeds)]
+        groups = [
+            (name, [read_curve(p) for p in paths])
+            for name, paths in parse_groups(args.groups, args.n_seeds)
+        ]
     except (OSError, ValueError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1
-    plot(groups, args.output, budget_minutes=args.budget_minutes, title=args.title, ylabel=args.ylabel)
+    plot(
+        groups,
+        args.output,
+        budget_minutes=args.budget_minutes,
+        title=args.title,
+        ylabel=args.ylabel,
+    )
     print(f"Wrote {args.output}")
     return 0
 

@@ -10,6 +10,7 @@ leading "python" is this interpreter, as in `spacy project run`. The first comma
 fails stops the loop, and seeds.py exits with its status. --skip-existing PATH (with
 {seed}) skips the seeds whose PATH already exists, so an interrupted run can go on.
 """
+
 import argparse
 import subprocess
 import sys
@@ -44,7 +45,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"the command has no {PLACEHOLDER}: every seed would do the same")
     for seed in range(args.first_seed, args.first_seed + args.n_seeds):
         if args.skip_existing and Path(args.skip_existing.replace(PLACEHOLDER, str(seed))).exists():
-            print(f"seed {seed}: {args.skip_existing.replace(PLACEHOLDER, str(seed))} exists, skipped")
+            print(
+                f"seed {seed}: {args.skip_existing.replace(PLACEHOLDER, str(seed))} exists, skipped"
+            )
             continue
         command = seeded_command(args.command, seed)
         print(f"seed {seed}: {' '.join(command)}", flush=True)

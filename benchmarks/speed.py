@@ -7,6 +7,7 @@ Training: the config's own optimizer and batch size, timed over --train-batches 
 after --warmup batches. Inference: nlp.pipe over the texts of the eval corpus (a fresh
 Doc per text, so tokenization is included), batch size --batch-size, after a warm-up pass.
 """
+
 import argparse
 import json
 import os
@@ -27,7 +28,9 @@ from spacy.util import load_config, resolve_dot_names
 def git_commit() -> str:
     root = Path(__file__).parents[1]
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        )
         return out.stdout.strip() or "unknown"
     except OSError:
         return "unknown"
@@ -40,7 +43,9 @@ def machine() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config")
     parser.add_argument("train")
     parser.add_argument("eval")

@@ -31,6 +31,7 @@ documents cost at most --linear-tolerance (1.5) times as much per token, i.e. wh
 cost grows linearly with length. Other `--section.key value` options are config
 overrides.
 """
+
 import argparse
 import json
 import os
@@ -140,8 +141,13 @@ def slices(n_tokens: int, length: int, n_docs: int, offset: int = 0) -> Iterator
         start = (start + length) % n_tokens
 
 
-def make_doc(vocab, words: List[str], tags: Optional[List[str]] = None, kind: str = "ner",
-             spans_key: str = "chunks"):
+def make_doc(
+    vocab,
+    words: List[str],
+    tags: Optional[List[str]] = None,
+    kind: str = "ner",
+    spans_key: str = "chunks",
+):
     """A doc of the words (no sentence boundaries), with gold annotation when tags are given."""
     from spacy.tokens import Doc, Span
 
@@ -162,7 +168,9 @@ def make_doc(vocab, words: List[str], tags: Optional[List[str]] = None, kind: st
     return doc
 
 
-def window(stream: Tuple[List[str], List[str]], start: int, end: int) -> Tuple[List[str], List[str]]:
+def window(
+    stream: Tuple[List[str], List[str]], start: int, end: int
+) -> Tuple[List[str], List[str]]:
     """Tokens start..end of the wrapping stream."""
     words, tags = stream
     n = len(words)
@@ -244,9 +252,13 @@ def _time_inference(nlp, stream, length: int, words: int, batch_words: int, gpu_
     n_stream = len(stream[0])
     n_docs = max(1, words // length)
     per_batch = max(1, batch_words // length)
-    docs = [make_doc(nlp.vocab, window(stream, s, e)[0]) for s, e in slices(n_stream, length, n_docs)]
-    warmup = [make_doc(nlp.vocab, window(stream, s, e)[0])
-              for s, e in slices(n_stream, min(length, 1000), per_batch, offset=n_stream // 2)]
+    docs = [
+        make_doc(nlp.vocab, window(stream, s, e)[0]) for s, e in slices(n_stream, length, n_docs)
+    ]
+    warmup = [
+        make_doc(nlp.vocab, window(stream, s, e)[0])
+        for s, e in slices(n_stream, min(length, 1000), per_batch, offset=n_stream // 2)
+    ]
     list(nlp.pipe(warmup, batch_size=per_batch))
     with PeakMemory(gpu_id >= 0) as peak:
         start = time.perf_counter()
@@ -256,8 +268,16 @@ def _time_inference(nlp, stream, length: int, words: int, batch_words: int, gpu_
     return n_docs, seconds, peak
 
 
-def _time_training(nlp, stream, length: int, train_words: int, train_batch_words: int,
-                   kind: str, spans_key: str, gpu_id: int):
+def _time_training(
+    nlp,
+    stream,
+    length: int,
+    train_words: int,
+    train_batch_words: int,
+    kind: str,
+    spans_key: str,
+    gpu_id: int,
+):
     from spacy.training import Example
     from spacy.util import resolve_dot_names
 
@@ -286,7 +306,9 @@ def _time_training(nlp, stream, length: int, train_words: int, train_batch_words
 # -- the table -------------------------------------------------------------------
 
 
-def add_linearity(rows: List[Dict[str, Any]], reference_length: int, tolerance: float) -> Dict[str, Any]:
+def add_linearity(
+    rows: List[Dict[str, Any]], reference_length: int, tolerance: float
+) -> Dict[str, Any]:
     """Per-token cost of each length relative to the reference length, per device and phase."""
     verdict: Dict[str, Any] = {}
     for device in sorted({r["device"] for r in rows}):
@@ -343,11 +365,31 @@ def run_isolated(
     args: argparse.Namespace, overrides: Sequence[str], length: int, phase: str, gpu_id: int
 ) -> Dict[str, Any]:
     """measure() in a fresh Python process; a failure (e.g. out of memory) becomes "{phase}_error"."""
-    command = [sys.executable, str(Path(__file__).resolve()), str(args.config), str(args.train),
-               str(args.text), "--single", str(length), "--phase", phase, "--gpu-id", str(gpu_id),
-               "--words", str(args.words), "--train-words", str(args.train_words),
-               "--batch-words", str(args.batch_words), "--train-batch-words", str(args.train_batch_words),
-               "--kind", args.kind, "--spans-key", args.spans_key]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        str(args.config),
+        str(args.train),
+        str(args.text),
+        "--single",
+        str(length),
+        "--phase",
+        phase,
+        "--gpu-id",
+        str(gpu_id),
+        "--words",
+        str(args.words),
+        "--train-words",
+        str(args.train_words),
+        "--batch-words",
+        str(args.batch_words),
+        "--train-batch-words",
+        str(args.train_batch_words),
+        "--kind",
+        args.kind,
+        "--spans-key",
+        args.spans_key,
+    ]
     if args.threads is not None:
         command += ["--threads", str(args.threads)]
     if args.vectors is not None:
@@ -361,8 +403,11 @@ def run_isolated(
 
 
 def parse_args(argv: Optional[Sequence[str]] = None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
     parser.add_argument("config", type=Path)
     parser.add_argument("train", type=Path, help=".spacy corpus the pipeline is initialized on")
     parser.add_argument("text", type=Path, help=".spacy corpus the documents are cut from")
@@ -392,18 +437,33 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args, overrides = parse_args(argv)
     config_overrides = parse_config_overrides(list(overrides))
     if args.single is not None:
-        row = measure(args.config, args.train, args.text, args.single, args.phase,
-                      vectors=args.vectors, words=args.words, train_words=args.train_words,
-                      batch_words=args.batch_words, train_batch_words=args.train_batch_words,
-                      kind=args.kind, spans_key=args.spans_key, gpu_id=args.gpu_id,
-                      threads=args.threads, overrides=config_overrides)
+        row = measure(
+            args.config,
+            args.train,
+            args.text,
+            args.single,
+            args.phase,
+            vectors=args.vectors,
+            words=args.words,
+            train_words=args.train_words,
+            batch_words=args.batch_words,
+            train_batch_words=args.train_batch_words,
+            kind=args.kind,
+            spans_key=args.spans_key,
+            gpu_id=args.gpu_id,
+            threads=args.threads,
+            overrides=config_overrides,
+        )
         print(json.dumps(row))
         return 0
     name = args.name or args.config.stem
     rows = []
     for gpu_id in [-1] + ([args.gpu_id] if args.gpu_id >= 0 else []):
         for length in args.lengths:
-            row: Dict[str, Any] = {"length": length, "device": "cpu" if gpu_id < 0 else f"gpu {gpu_id}"}
+            row: Dict[str, Any] = {
+                "length": length,
+                "device": "cpu" if gpu_id < 0 else f"gpu {gpu_id}",
+            }
             for phase in PHASES:
                 row.update(run_isolated(args, overrides, length, phase, gpu_id))
             print(json.dumps(row), flush=True)
@@ -413,9 +473,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(table, end="")
     print("cost grows linearly with length:", json.dumps(linear))
     result = {
-        "name": name, "config": str(args.config), "overrides": list(overrides), "kind": args.kind,
-        "cpu_count": os.cpu_count(), "rows": rows, "linear": linear,
-        "reference_length": args.reference_length, "linear_tolerance": args.linear_tolerance,
+        "name": name,
+        "config": str(args.config),
+        "overrides": list(overrides),
+        "kind": args.kind,
+        "cpu_count": os.cpu_count(),
+        "rows": rows,
+        "linear": linear,
+        "reference_length": args.reference_length,
+        "linear_tolerance": args.linear_tolerance,
         **provenance(),
     }
     if args.output:
@@ -423,7 +489,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(table, encoding="utf8")
-    failed = [f"{r['device']} {r['length']}: {r[k]}" for r in rows for k in r if k.endswith("_error")]
+    failed = [
+        f"{r['device']} {r['length']}: {r[k]}" for r in rows for k in r if k.endswith("_error")
+    ]
     if failed:
         print("Error: some measurements failed: " + "; ".join(failed), file=sys.stderr)
         return 1

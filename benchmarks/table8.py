@@ -13,6 +13,7 @@ steps of both, and Yang et al.'s Table 8 figures for the same row; the JSON adds
 scores. A row none of whose runs exist is listed as not run; a row with some of its
 seeds missing is an error.
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -57,10 +58,16 @@ def row(root: Path, spec: str, n_seeds: int) -> Dict[str, Any]:
         rate_value = float(rate)
     except ValueError:
         raise ValueError(f"row {spec!r} is not TARGET:RATE:JOINT") from None
-    result: Dict[str, Any] = {"target": target, "rate": rate_value, "joint_task": joint,
-                              "paper": PAPER.get((target, f"{rate_value:g}", joint))}
+    result: Dict[str, Any] = {
+        "target": target,
+        "rate": rate_value,
+        "joint_task": joint,
+        "paper": PAPER.get((target, f"{rate_value:g}", joint)),
+    }
     settings = (("sep", "sep"), ("joint", f"joint_{joint}"))
-    files = {setting: run_files(root, target, rate, folder, n_seeds) for setting, folder in settings}
+    files = {
+        setting: run_files(root, target, rate, folder, n_seeds) for setting, folder in settings
+    }
     present = [path for paths in files.values() for path in paths if path.exists()]
     if not present:
         result["not_run"] = True
@@ -68,7 +75,9 @@ def row(root: Path, spec: str, n_seeds: int) -> Dict[str, Any]:
     for setting, paths in files.items():
         missing = [str(path) for path in paths if not path.exists()]
         if missing:
-            raise ValueError(f"row {spec}: {len(missing)} of its runs are missing: {', '.join(missing)}")
+            raise ValueError(
+                f"row {spec}: {len(missing)} of its runs are missing: {', '.join(missing)}"
+            )
         summaries = [read_json(path) for path in paths]
         metric = summaries[0]["metric"]
         result[setting] = {
@@ -91,19 +100,27 @@ def markdown(rows: Sequence[Dict[str, Any]]) -> str:
     ]
     for r in rows:
         task = f"{task_name(r['target'], r['joint_task'])} {r['rate']:g}"
-        paper = "-" if r["paper"] is None else f"{r['paper'][0]:.2f} / {r['paper'][1]:.2f} / {r['paper'][2]:+.2f}"
+        paper = (
+            "-"
+            if r["paper"] is None
+            else f"{r['paper'][0]:.2f} / {r['paper'][1]:.2f} / {r['paper'][2]:+.2f}"
+        )
         if r.get("not_run"):
             ours = "not run | not run | - | -"
         else:
             steps = f"{r['sep']['steps']['mean']:,.0f} / {r['joint']['steps']['mean']:,.0f}"
-            ours = (f"{format_stat(r['sep']['test'])} | {format_stat(r['joint']['test'])} "
-                    f"| {r['delta']:+.2f} | {steps}")
+            ours = (
+                f"{format_stat(r['sep']['test'])} | {format_stat(r['joint']['test'])} "
+                f"| {r['delta']:+.2f} | {steps}"
+            )
         lines.append(f"| {task} | {task_name(r['joint_task'], r['target'])} | {ours} | {paper} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("rows", nargs="+", help="TARGET:RATE:JOINT")
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--n-seeds", type=int, required=True)

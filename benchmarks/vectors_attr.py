@@ -10,6 +10,7 @@ it back is how a user who knows the bug gives spaCy's components their vectors. 
 vectors directory (before `spacy train` reads it in [initialize] vectors) or a saved
 pipeline (model-best, model-last, before `spacy evaluate` or `spacy.load`).
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -28,13 +29,17 @@ def set_vectors_attr(path: Path, attr: str) -> Path:
     """
     cfg_path = Path(path) / "vocab" / "vectors.cfg"
     if not cfg_path.exists():
-        raise FileNotFoundError(f"{cfg_path}: no vectors settings (is {path} a spaCy vectors dir or pipeline?)")
+        raise FileNotFoundError(
+            f"{cfg_path}: no vectors settings (is {path} a spaCy vectors dir or pipeline?)"
+        )
     name = attr.upper()
     if name not in IDS:
         raise ValueError(f"unknown token attribute {attr!r} (e.g. LOWER, ORTH, NORM)")
     cfg = srsly.read_json(cfg_path)
     if cfg.get("mode", "default") != "default":
-        raise ValueError(f"{cfg_path}: mode {cfg['mode']!r} vectors keep their attr; nothing to restore")
+        raise ValueError(
+            f"{cfg_path}: mode {cfg['mode']!r} vectors keep their attr; nothing to restore"
+        )
     cfg["attr"] = IDS[name]
     srsly.write_json(cfg_path, cfg)
     return cfg_path

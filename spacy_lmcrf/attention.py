@@ -6,6 +6,7 @@
 
 benchmarks/attention_heatmap.py draws these matrices (Wei et al.'s Figure 6).
 """
+
 from typing import Dict, Optional, Union
 
 import numpy
@@ -31,14 +32,18 @@ def find_psa_tok2vec(nlp: Language, component: Optional[str] = None) -> Model:
         for node in model.walk():
             if node.name == PSA_TOK2VEC:
                 return node
-    where = f"component {component!r}" if component is not None else f"the pipeline {nlp.pipe_names}"
+    where = (
+        f"component {component!r}" if component is not None else f"the pipeline {nlp.pipe_names}"
+    )
     raise ValueError(
         f"No PSA tok2vec (spacy_lmcrf.PSATok2Vec.v1) in {where}. If the component listens "
         "to a shared tok2vec, name the component that holds it (e.g. component='tok2vec')."
     )
 
 
-def get_attention(nlp: Language, text: Union[str, Doc], component: Optional[str] = None) -> Dict[str, numpy.ndarray]:
+def get_attention(
+    nlp: Language, text: Union[str, Doc], component: Optional[str] = None
+) -> Dict[str, numpy.ndarray]:
     """The attention weights of each context fusion layer for one text.
 
     nlp (Language): a trained pipeline with a spacy_lmcrf.PSATok2Vec.v1.
@@ -53,7 +58,9 @@ def get_attention(nlp: Language, text: Union[str, Doc], component: Optional[str]
     tok2vec = find_psa_tok2vec(nlp, component)
     layers = fusion_layers(tok2vec)
     if not layers:
-        raise ValueError("This PSA tok2vec has both fusion layers switched off: there is no attention to look at.")
+        raise ValueError(
+            "This PSA tok2vec has both fusion layers switched off: there is no attention to look at."
+        )
     n = len(doc)
     matrices = {place: numpy.zeros((n, n), dtype="float32") for place in layers}
     if n == 0:

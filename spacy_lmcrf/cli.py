@@ -1,9 +1,10 @@
 """`spacy lmcrf ...`: our commands in spaCy's CLI (entry point group spacy_cli).
 
-    python -m spacy lmcrf train configs/lmcrf_ner.cfg --output training --paths.train TRAIN --paths.dev DEV
-    python -m spacy lmcrf pretrain-char-lm configs/charlm_en.cfg training/charlm_en --paths.train TEXT --paths.dev TEXT
-    python -m spacy lmcrf pretrain-word-lm configs/wordlm_en.cfg training/wordlm_en --paths.train TEXT --paths.dev TEXT
+python -m spacy lmcrf train configs/lmcrf_ner.cfg --output training --paths.train TRAIN --paths.dev DEV
+python -m spacy lmcrf pretrain-char-lm configs/charlm_en.cfg training/charlm_en --paths.train TEXT --paths.dev TEXT
+python -m spacy lmcrf pretrain-word-lm configs/wordlm_en.cfg training/wordlm_en --paths.train TEXT --paths.dev TEXT
 """
+
 import logging
 import signal
 from pathlib import Path
@@ -13,7 +14,11 @@ import typer
 from spacy import util
 from spacy.cli._util import Arg, Opt, app, parse_config_overrides, show_validation_error
 
-lmcrf_cli = typer.Typer(name="lmcrf", help="spacy-lmcrf commands: training with atomic saves, language-model pretraining and its text", no_args_is_help=True)
+lmcrf_cli = typer.Typer(
+    name="lmcrf",
+    help="spacy-lmcrf commands: training with atomic saves, language-model pretraining and its text",
+    no_args_is_help=True,
+)
 app.add_typer(lmcrf_cli)
 
 

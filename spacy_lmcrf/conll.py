@@ -43,6 +43,7 @@ at least one), in their order, deterministically for a seed: the labeling
 rate r of Yang et al. 2016's Table 8. ``count`` counts the sentences and tokens of a CoNLL file and fails
 unless they are the expected numbers.
 """
+
 import argparse
 import gzip
 import random
@@ -89,8 +90,7 @@ def read_lines(path: PathLike) -> List[str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         warnings.warn(
-            f"{path} is not valid UTF-8 ({err.reason} at byte {err.start}); "
-            "reading it as latin-1"
+            f"{path} is not valid UTF-8 ({err.reason} at byte {err.start}); reading it as latin-1"
         )
         text = data.decode("latin-1")
     return text.split("\n")
@@ -120,8 +120,7 @@ def read_conll_sentences(path: PathLike) -> Iterator[ConllSentence]:
         if n_columns is None:
             if len(fields) < 2:
                 raise ValueError(
-                    f"{path}:{line_no}: expected at least 2 columns, found "
-                    f"{len(fields)}: {line!r}"
+                    f"{path}:{line_no}: expected at least 2 columns, found {len(fields)}: {line!r}"
                 )
             n_columns, first_line = len(fields), line_no
         elif len(fields) != n_columns:
@@ -160,9 +159,7 @@ def _check_options(task: str, scheme: str) -> None:
     if task not in TASKS:
         raise ValueError(f"Unknown task {task!r}: expected one of {', '.join(TASKS)}")
     if task != "pos" and scheme not in SCHEMES:
-        raise ValueError(
-            f"Unknown tag scheme {scheme!r}: expected one of {', '.join(SCHEMES)}"
-        )
+        raise ValueError(f"Unknown tag scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
 
 
 def _tag_column(path: PathLike, sentence: ConllSentence, column: int) -> List[str]:
@@ -182,9 +179,7 @@ def _decode(
     try:
         return tags_to_spans(tags, scheme)
     except ValueError as err:
-        raise ValueError(
-            f"{path}:{sentence.line}: in the sentence starting here: {err}"
-        ) from None
+        raise ValueError(f"{path}:{sentence.line}: in the sentence starting here: {err}") from None
 
 
 def sentence_to_doc(

@@ -32,6 +32,7 @@ Command line::
 prints the report; ``--scheme none`` reads plain tags (e.g. POS) and counts
 token accuracy only.
 """
+
 import argparse
 import re
 import sys
@@ -138,9 +139,7 @@ def count_sentence(
 ) -> ConllevalCounts:
     """Count one sentence; scheme None counts tokens and correct tags only."""
     if len(gold) != len(pred):
-        raise ValueError(
-            f"{len(gold)} gold tags but {len(pred)} predicted tags: {gold} / {pred}"
-        )
+        raise ValueError(f"{len(gold)} gold tags but {len(pred)} predicted tags: {gold} / {pred}")
     counts = ConllevalCounts(
         tokens=len(gold),
         correct_tags=sum(g == p for g, p in zip(gold, pred)),

@@ -21,6 +21,7 @@ components' own scorers); its micro P/R/F1 (and per type) or tag accuracy
 must equal conlleval's. The JSON records both; a disagreement exits with
 status 1 after writing it.
 """
+
 import argparse
 import json
 import sys
@@ -146,9 +147,7 @@ def evaluate(
     )
     counts = evaluate_file(conll_output, None if kind == "tags" else scheme)
     if counts.tokens != n_tokens:
-        raise ValueError(
-            f"{conll_output}: read back {counts.tokens} tokens, wrote {n_tokens}"
-        )
+        raise ValueError(f"{conll_output}: read back {counts.tokens} tokens, wrote {n_tokens}")
     metrics = conlleval_metrics(counts)
     if kind == "tags":
         metrics = {key: metrics[key] for key in ("tokens", "correct_tags", "accuracy")}
@@ -188,8 +187,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--scheme", default="IOB2", choices=SCHEMES)
     parser.add_argument("--gpu-id", type=int, default=-1)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--corpus", default=None,
-                        help="tag the docs with this corpus name (a language of a cross-lingual pipeline)")
+    parser.add_argument(
+        "--corpus",
+        default=None,
+        help="tag the docs with this corpus name (a language of a cross-lingual pipeline)",
+    )
     args = parser.parse_args(argv)
     try:
         result = evaluate(

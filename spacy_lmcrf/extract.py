@@ -9,6 +9,7 @@ blank pipeline of --lang (default: the joint pipeline's), the kept head renamed 
 doc without a corpus name, so the extracted pipeline labels plain text like the joint
 one labels that language's docs.
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -24,11 +25,14 @@ def upstream_components(nlp: Language, name: str) -> List[str]:
     return [
         other
         for other, proc in nlp.pipeline
-        if other != name and any(listener.id in mine for listener in getattr(proc, "listeners", None) or [])
+        if other != name
+        and any(listener.id in mine for listener in getattr(proc, "listeners", None) or [])
     ]
 
 
-def extract(joint: Language, keep: Sequence[str], *, lang: Optional[str] = None, name: Optional[str] = None) -> Language:
+def extract(
+    joint: Language, keep: Sequence[str], *, lang: Optional[str] = None, name: Optional[str] = None
+) -> Language:
     """A new pipeline with the kept components and their upstream tok2vecs (copies:
     sourcing re-links a component's listeners, so joint itself is left alone). The new
     pipeline keeps joint's license (meta["license"])."""
@@ -58,8 +62,11 @@ def _copy(nlp: Language) -> Language:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spacy_lmcrf.extract", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m spacy_lmcrf.extract",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("joint", type=Path, help="the joint pipeline's directory")
     parser.add_argument("output", type=Path)
     parser.add_argument("--keep", nargs="+", required=True, help="the head(s) to keep")

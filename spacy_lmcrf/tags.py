@@ -14,6 +14,7 @@ Decoding follows the chunk start/end rules of the CoNLL ``conlleval`` script
 (with the usual IOBES extension), so invalid sequences are read the same way
 the official evaluation reads them.
 """
+
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -41,9 +42,7 @@ _CLOSED: FrozenSet[str] = frozenset({"O", "E", "S"})
 def _check_scheme(scheme: str) -> str:
     """Return the scheme name, or raise ValueError naming the valid ones."""
     if scheme not in _PREFIXES:
-        raise ValueError(
-            f"Unknown tag scheme {scheme!r}: expected one of {', '.join(SCHEMES)}"
-        )
+        raise ValueError(f"Unknown tag scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
     return scheme
 
 
@@ -78,9 +77,7 @@ def split_tag(tag: Optional[str], scheme: str) -> Tuple[str, str]:
     prefix, sep, label = tag.partition("-") if isinstance(tag, str) else ("", "", "")
     if not sep or not label or prefix not in prefixes:
         valid = ", ".join(f"{p}-LABEL" for p in prefixes)
-        raise ValueError(
-            f"Invalid {scheme} tag {tag!r}: expected 'O' or one of {valid}"
-        )
+        raise ValueError(f"Invalid {scheme} tag {tag!r}: expected 'O' or one of {valid}")
     return prefix, label
 
 
@@ -180,9 +177,7 @@ def spans_to_tags(
         prev_end, prev_label = end, label
     if missing is not None:
         if len(missing) != length:
-            raise ValueError(
-                f"Length of missing ({len(missing)}) differs from length ({length})"
-            )
+            raise ValueError(f"Length of missing ({len(missing)}) differs from length ({length})")
         tags = [None if miss else tag for tag, miss in zip(tags, missing)]
     return tags
 
@@ -213,9 +208,7 @@ def convert_tags(
     return spans_to_tags(len(tags), spans, to_scheme, missing=missing)
 
 
-def _may_follow(
-    prev: Optional[Tuple[str, str]], cur: Tuple[str, str], scheme: str
-) -> bool:
+def _may_follow(prev: Optional[Tuple[str, str]], cur: Tuple[str, str], scheme: str) -> bool:
     """Whether `cur` may follow `prev` (None: sequence start) in a valid encoding."""
     prefix, label = cur
     in_same_type = prev is not None and prev[0] != OUTSIDE and prev[1] == label
@@ -322,8 +315,7 @@ def biluo_to_spans_and_missing(
         if prefix in ("I", "L"):
             if broken is None or broken not in ("", tag_label):
                 raise ValueError(
-                    f"Position {i}: {tag!r} outside an entity "
-                    f"(no B-{tag_label} before it)"
+                    f"Position {i}: {tag!r} outside an entity (no B-{tag_label} before it)"
                 )
             missing[i] = True
             broken = None if prefix == "L" else tag_label
@@ -334,9 +326,7 @@ def biluo_to_spans_and_missing(
         elif prefix == "U":
             spans.append((i, i + 1, tag_label))
     if open_start is not None:
-        raise ValueError(
-            f"Position {open_start}: entity B-{label} is not closed by L-{label}"
-        )
+        raise ValueError(f"Position {open_start}: entity B-{label} is not closed by L-{label}")
     return spans, missing
 
 

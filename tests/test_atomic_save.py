@@ -2,6 +2,7 @@
 a process killed at any moment of a save leaves a pipeline that loads (after the recovery
 rule: the previous one or the new one, never a broken one), and the command writes
 model-best and model-last as `spacy train` does."""
+
 import multiprocessing
 import os
 import random
@@ -65,9 +66,11 @@ def output(nlp: Language) -> list:
     """What a pipeline does with TEXTS: entities, their probabilities, the doc vectors."""
     docs = list(nlp.pipe(TEXTS))
     return [
-        ([(e.start, e.end, e.label_) for e in doc.ents],
-         [round(float(s), 5) for s in doc.spans["lm_crf_ner"].attrs["scores"]],
-         [round(float(v), 5) for v in doc.vector])
+        (
+            [(e.start, e.end, e.label_) for e in doc.ents],
+            [round(float(s), 5) for s in doc.spans["lm_crf_ner"].attrs["scores"]],
+            [round(float(v), 5) for v in doc.vector],
+        )
         for doc in docs
     ]
 
@@ -216,16 +219,18 @@ def save_alternately(pipelines, target: Path, ready: Path, exchange: bool, stage
         save_pipeline_atomically(pipelines[index % 2], target)
 
 
-def kill_while_saving(pipelines, directory: Path, exchange: bool, stage: Optional[str],
-                      delay: float) -> Path:
+def kill_while_saving(
+    pipelines, directory: Path, exchange: bool, stage: Optional[str], delay: float
+) -> Path:
     """target holds A; a forked child saves B, A, ... to it; after delay seconds (random
     kills) or once the child pauses at stage (chosen kills), SIGKILL. Returns target."""
     target = directory / "model"
     save_pipeline_atomically(pipelines[0], target)
     ready, paused = directory / "ready", directory / "paused"
     context = multiprocessing.get_context("fork")
-    child = context.Process(target=save_alternately,
-                            args=(pipelines, target, ready, exchange, stage), daemon=True)
+    child = context.Process(
+        target=save_alternately, args=(pipelines, target, ready, exchange, stage), daemon=True
+    )
     child.start()
     deadline = time.monotonic() + 60
     waiting_for = paused if stage else ready
@@ -305,11 +310,23 @@ def sample(tmp_path_factory):
 @pytest.mark.slow
 def test_lmcrf_train_cli_writes_loadable_model_best_and_model_last(tmp_path, sample):
     out = tmp_path / "out"
-    overrides = {"paths.train": sample / "sample_train.spacy",
-                 "paths.dev": sample / "sample_dev.spacy", **TINY_LMCRF}
+    overrides = {
+        "paths.train": sample / "sample_train.spacy",
+        "paths.dev": sample / "sample_dev.spacy",
+        **TINY_LMCRF,
+    }
     config_path = ROOT / "configs" / "lmcrf_ner.cfg"
-    command = [sys.executable, "-m", "spacy", "lmcrf", "train", str(config_path),
-               "--output", str(out), *[f"--{key}={value}" for key, value in overrides.items()]]
+    command = [
+        sys.executable,
+        "-m",
+        "spacy",
+        "lmcrf",
+        "train",
+        str(config_path),
+        "--output",
+        str(out),
+        *[f"--{key}={value}" for key, value in overrides.items()],
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Saved pipeline to output directory" in result.stdout
@@ -336,15 +353,20 @@ def test_train_pipeline_runs_the_callbacks_and_saves_when_one_stops_it(tmp_path,
     budget does) and [training.before_to_disk] work as in `spacy train`: model-best from
     the first evaluation, model-last saved on the way out. A killed run's leftovers in the
     output directory are removed."""
-    overrides = {"paths.train": str(sample / "sample_train.spacy"),
-                 "paths.dev": str(sample / "sample_dev.spacy"),
-                 **TINY_LMCRF, "training.max_steps": 1000}
+    overrides = {
+        "paths.train": str(sample / "sample_train.spacy"),
+        "paths.dev": str(sample / "sample_dev.spacy"),
+        **TINY_LMCRF,
+        "training.max_steps": 1000,
+    }
     config = load_config(ROOT / "configs" / "lmcrf_ner.cfg", overrides=overrides)
     config["training"]["before_update"] = {
-        "@callbacks": "spacy_lmcrf.stop_after_minutes.v1", "minutes": 1e-6
+        "@callbacks": "spacy_lmcrf.stop_after_minutes.v1",
+        "minutes": 1e-6,
     }
     config["training"]["before_to_disk"] = {
-        "@callbacks": "test_atomic_save.describe.v1", "text": "saved atomically"
+        "@callbacks": "test_atomic_save.describe.v1",
+        "text": "saved atomically",
     }
     config.to_disk(tmp_path / "config.cfg")
     out = tmp_path / "out"

@@ -1,5 +1,6 @@
 """The baseline configs pass `spacy debug config` (the function the CLI runs), initialize
 and train, and `spacy train` runs one of them in a fresh process (entry points only)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,9 @@ def test_debug_config(name, data):
         pytest.importorskip("spacy_transformers")
     task = name.rsplit("_", 1)[1]
     path = data / f"{task}.spacy"
-    debug_config(CONFIGS / f"{name}.cfg", overrides={"paths.train": str(path), "paths.dev": str(path)})
+    debug_config(
+        CONFIGS / f"{name}.cfg", overrides={"paths.train": str(path), "paths.dev": str(path)}
+    )
 
 
 @pytest.mark.slow
@@ -60,7 +63,9 @@ def test_baseline_config_initializes_and_trains(system, task, data):
     overrides = _tiny_overrides(system, component, train=path, dev=path)
     config = load_config(CONFIGS / f"{system}_{task}.cfg", overrides=overrides)
     nlp = init_nlp(config)
-    optimizer, train_corpus = resolve_dot_names(nlp.config.interpolate(), ["training.optimizer", "corpora.train"])
+    optimizer, train_corpus = resolve_dot_names(
+        nlp.config.interpolate(), ["training.optimizer", "corpora.train"]
+    )
     examples = list(train_corpus(nlp))
     first = nlp.update(examples, sgd=optimizer)[component]
     for _ in range(4):
@@ -76,12 +81,21 @@ def test_baseline_config_trains_with_spacy_cli(tmp_path, data, system):
     out = tmp_path / "out"
     train = subprocess.run(
         [
-            sys.executable, "-m", "spacy", "train", str(CONFIGS / f"{system}_ner.cfg"),
-            "--output", str(out),
-            "--paths.train", str(data / "sample_train.spacy"),
-            "--paths.dev", str(data / "sample_dev.spacy"),
-            "--training.max_steps", "4",
-            "--training.eval_frequency", "2",
+            sys.executable,
+            "-m",
+            "spacy",
+            "train",
+            str(CONFIGS / f"{system}_ner.cfg"),
+            "--output",
+            str(out),
+            "--paths.train",
+            str(data / "sample_train.spacy"),
+            "--paths.dev",
+            str(data / "sample_dev.spacy"),
+            "--training.max_steps",
+            "4",
+            "--training.eval_frequency",
+            "2",
             *cli,
         ],
         capture_output=True,

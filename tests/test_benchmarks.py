@@ -1,4 +1,5 @@
 """The benchmark scripts (benchmarks/), the project workflows, and the corpus split commands."""
+
 import importlib
 import json
 import math
@@ -54,15 +55,36 @@ def test_budget_run_stops_and_summarizes(tmp_path, sample_corpus):
     # Run as a script, as project.yml does: it starts `spacy train` itself.
     result = subprocess.run(
         [
-            sys.executable, str(BENCHMARKS / "budget.py"), str(ROOT / "configs" / "lmcrf_ner.cfg"), str(out),
-            "--train", str(corpus / "train.spacy"), "--dev", str(corpus / "dev30.spacy"),
-            "--test", str(corpus / "dev30.spacy"), "--budget-minutes", "0.0001", "--seed", "3",
-            "--name", "tiny", "--summary", str(summary_path),
-            "--corpora.train.@readers", "spacy_lmcrf.GoldTokenCorpus.v1",
-            "--corpora.dev.@readers", "spacy_lmcrf.GoldTokenCorpus.v1",
-            "--training.eval_frequency", "1", *tiny_cli(),
+            sys.executable,
+            str(BENCHMARKS / "budget.py"),
+            str(ROOT / "configs" / "lmcrf_ner.cfg"),
+            str(out),
+            "--train",
+            str(corpus / "train.spacy"),
+            "--dev",
+            str(corpus / "dev30.spacy"),
+            "--test",
+            str(corpus / "dev30.spacy"),
+            "--budget-minutes",
+            "0.0001",
+            "--seed",
+            "3",
+            "--name",
+            "tiny",
+            "--summary",
+            str(summary_path),
+            "--corpora.train.@readers",
+            "spacy_lmcrf.GoldTokenCorpus.v1",
+            "--corpora.dev.@readers",
+            "spacy_lmcrf.GoldTokenCorpus.v1",
+            "--training.eval_frequency",
+            "1",
+            *tiny_cli(),
         ],
-        capture_output=True, text=True, env=ENV, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "budget is spent (step 1, epoch 0" in result.stdout
@@ -76,8 +98,15 @@ def test_budget_run_stops_and_summarizes(tmp_path, sample_corpus):
     assert set(summary["dev_by_model"]) == {"model-best", "model-last"}
     assert summary["dev_f1"] == max(summary["dev_by_model"].values())
     selected = summary["selected_model"]
-    for name in ("model-best", "model-last", "log.jsonl", "config.budget.cfg", "eval/dev.model-best.conll.txt",
-                 "eval/dev.model-last.json", f"eval/test.{selected}.json"):
+    for name in (
+        "model-best",
+        "model-last",
+        "log.jsonl",
+        "config.budget.cfg",
+        "eval/dev.model-best.conll.txt",
+        "eval/dev.model-last.json",
+        f"eval/test.{selected}.json",
+    ):
         assert (out / name).exists(), name
     config = (out / "config.budget.cfg").read_text()
     assert "spacy_lmcrf.stop_after_minutes.v1" in config and "spacy_lmcrf.TimedLogger.v1" in config
@@ -97,8 +126,16 @@ def test_budget_refuses_a_config_with_before_update(tmp_path):
 
 def test_seeds_runs_each_seed(tmp_path):
     seeds = bench("seeds")
-    code = seeds.main(["--first-seed", "2", "3", "python", "-c",
-                       f"open(r'{tmp_path}/s{{seed}}', 'w').write('{{seed}}')"])
+    code = seeds.main(
+        [
+            "--first-seed",
+            "2",
+            "3",
+            "python",
+            "-c",
+            f"open(r'{tmp_path}/s{{seed}}', 'w').write('{{seed}}')",
+        ]
+    )
     assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s2", "s3", "s4"]
     assert seeds.main(["2", "python", "-c", "import sys; sys.exit(3)", "{seed}"]) == 3
@@ -108,8 +145,13 @@ def test_seeds_runs_each_seed(tmp_path):
 
 def _summary(path: Path, seed: int, f1: float) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    curve = [{"seconds": 60.0 * i, "step": i, "epoch": 0, "words": i, "score": f1 * i / 3} for i in range(4)]
-    path.write_text(json.dumps({"seed": seed, "test_f1": f1, "dev_f1": f1 + 1, "steps": 10, "curve": curve}))
+    curve = [
+        {"seconds": 60.0 * i, "step": i, "epoch": 0, "words": i, "score": f1 * i / 3}
+        for i in range(4)
+    ]
+    path.write_text(
+        json.dumps({"seed": seed, "test_f1": f1, "dev_f1": f1 + 1, "steps": 10, "curve": curve})
+    )
     return path
 
 
@@ -119,8 +161,21 @@ def test_aggregate_mean_std(tmp_path, capsys):
         _summary(tmp_path / "a" / f"seed{seed}.json", seed, f1)
     _summary(tmp_path / "b" / "seed0.json", 0, 80.0)
     out = tmp_path / "summary.json"
-    code = aggregate.main(["--n-seeds", "3", f"a={tmp_path}/a/seed{{seed}}.json", f"b={tmp_path}/b/*.json",
-                           "--keys", "test_f1", "dev_f1", "--output", str(out), "--markdown", str(tmp_path / "s.md")])
+    code = aggregate.main(
+        [
+            "--n-seeds",
+            "3",
+            f"a={tmp_path}/a/seed{{seed}}.json",
+            f"b={tmp_path}/b/*.json",
+            "--keys",
+            "test_f1",
+            "dev_f1",
+            "--output",
+            str(out),
+            "--markdown",
+            str(tmp_path / "s.md"),
+        ]
+    )
     assert code == 0
     groups = json.loads(out.read_text())["groups"]
     stat = groups["a"]["metrics"]["test_f1"]
@@ -138,12 +193,21 @@ def test_plot_curves_writes_png(tmp_path):
     plot_curves = bench("plot_curves")
     paths = [_summary(tmp_path / f"seed{seed}.json", seed, 90.0 + seed) for seed in range(2)]
     log = tmp_path / "log.jsonl"
-    log.write_text(json.dumps({"event": "evaluate", "seconds": 30.0, "score": 0.5}) + "\n"
-                   + json.dumps({"event": "end", "seconds": 31.0, "steps": 3}) + "\n")
+    log.write_text(
+        json.dumps({"event": "evaluate", "seconds": 30.0, "score": 0.5})
+        + "\n"
+        + json.dumps({"event": "end", "seconds": 31.0, "steps": 3})
+        + "\n"
+    )
     assert plot_curves.read_curve(paths[1])[-1] == (3.0, 91.0)
     assert plot_curves.read_curve(log) == [(0.5, 50.0)]
     out = tmp_path / "out" / "curves.png"
-    assert plot_curves.main([f"a={tmp_path}/seed*.json", f"b={log}", "--output", str(out), "--budget-minutes", "3"]) == 0
+    assert (
+        plot_curves.main(
+            [f"a={tmp_path}/seed*.json", f"b={log}", "--output", str(out), "--budget-minutes", "3"]
+        )
+        == 0
+    )
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -155,10 +219,19 @@ def test_speed_lengths_measures_each_length(sample_corpus):
     for length in (10, 200):
         row = {"length": length}
         for phase in speed.PHASES:
-            row.update(speed.measure(
-                ROOT / "configs" / "lmcrf_ner.cfg", sample_corpus / "train.spacy", sample_corpus / "dev.spacy",
-                length, phase, words=400, train_words=200, threads=1, overrides=overrides,
-            ))
+            row.update(
+                speed.measure(
+                    ROOT / "configs" / "lmcrf_ner.cfg",
+                    sample_corpus / "train.spacy",
+                    sample_corpus / "dev.spacy",
+                    length,
+                    phase,
+                    words=400,
+                    train_words=200,
+                    threads=1,
+                    overrides=overrides,
+                )
+            )
         rows.append(row)
     assert rows[0]["infer_words"] == 400 and rows[0]["infer_docs"] == 40
     assert rows[1]["infer_docs"] == 2 and rows[1]["train_docs"] == 1
@@ -173,7 +246,9 @@ def test_speed_lengths_measures_each_length(sample_corpus):
 def test_speed_lengths_documents_have_no_sentence_boundaries(sample_corpus):
     speed = bench("speed_lengths")
     vocab = Vocab()
-    stream = speed.token_stream(DocBin().from_disk(sample_corpus / "dev.spacy").get_docs(vocab), "ner", "chunks")
+    stream = speed.token_stream(
+        DocBin().from_disk(sample_corpus / "dev.spacy").get_docs(vocab), "ner", "chunks"
+    )
     words, tags = speed.window(stream, len(stream[0]) - 3, len(stream[0]) + 5)
     assert words[3:] == stream[0][:5]  # the stream wraps around
     doc = speed.make_doc(vocab, words, tags, "ner")
@@ -192,19 +267,43 @@ def test_project_workflows(project):
     commands = {c["name"]: c for c in project["commands"]}
     for workflow, steps in project["workflows"].items():
         assert all(step in commands for step in steps), workflow
-    for name in ("conll03_ner", "conll00_chunk", "conll02_es_ner", "wsj_pos_sample", "bench_conll03_cpu"):
+    for name in (
+        "conll03_ner",
+        "conll00_chunk",
+        "conll02_es_ner",
+        "wsj_pos_sample",
+        "bench_conll03_cpu",
+    ):
         assert name in project["workflows"]
-    assert project["workflows"]["demo"] == ["demo-convert", "demo-vectors", "demo-train", "demo-evaluate"]
-    assert (project["vars"]["gpu_id"], project["vars"]["demo_epochs"], project["vars"]["demo_steps_per_epoch"]) == (-1, 30, 30)
-    for name, steps_var in (("conll03-train", "conll03_steps_per_epoch"), ("conll00-train", "conll00_steps_per_epoch"),
-                            ("conll02-train", "conll02_steps_per_epoch"), ("wsj-train", "wsj_steps_per_epoch")):
+    assert project["workflows"]["demo"] == [
+        "demo-convert",
+        "demo-vectors",
+        "demo-train",
+        "demo-evaluate",
+    ]
+    assert (
+        project["vars"]["gpu_id"],
+        project["vars"]["demo_epochs"],
+        project["vars"]["demo_steps_per_epoch"],
+    ) == (-1, 30, 30)
+    for name, steps_var in (
+        ("conll03-train", "conll03_steps_per_epoch"),
+        ("conll00-train", "conll00_steps_per_epoch"),
+        ("conll02-train", "conll02_steps_per_epoch"),
+        ("wsj-train", "wsj_steps_per_epoch"),
+    ):
         script = commands[name]["script"][0]
         steps = project["vars"][steps_var]
         assert f"--training.optimizer.learn_rate.steps_per_epoch {steps} " in script
         assert f"--training.eval_frequency {steps} " in script
         assert "--paths.vectors" in script or name == "conll02-train"
-    for path in ("benchmarks/budget.py", "benchmarks/speed_lengths.py", "benchmarks/plot_curves.py",
-                 "benchmarks/aggregate.py", "configs/spacy_ner_cpu.cfg"):
+    for path in (
+        "benchmarks/budget.py",
+        "benchmarks/speed_lengths.py",
+        "benchmarks/plot_curves.py",
+        "benchmarks/aggregate.py",
+        "configs/spacy_ner_cpu.cfg",
+    ):
         assert any(path in line for c in commands.values() for line in c["script"]), path
 
 
@@ -244,9 +343,7 @@ def test_vectors_attr_survives_a_saved_pipeline(tmp_path):
 
     vectors_attr = bench("vectors_attr")
     nlp = spacy.blank("en")
-    nlp.vocab.vectors = spacy.vectors.Vectors(
-        strings=nlp.vocab.strings, shape=(2, 3), attr="LOWER"
-    )
+    nlp.vocab.vectors = spacy.vectors.Vectors(strings=nlp.vocab.strings, shape=(2, 3), attr="LOWER")
     nlp.vocab.set_vector("paris", numpy.asarray([1.0, 2.0, 3.0], dtype="f"))
     nlp.to_disk(tmp_path / "pipeline")
     assert spacy.load(tmp_path / "pipeline").vocab.vectors.attr == ORTH  # the bug
@@ -263,16 +360,35 @@ def test_vectors_attr_survives_a_saved_pipeline(tmp_path):
 
 def test_slice_and_count(tmp_path, sample_corpus, capsys):
     docs = sample_corpus / "dev.spacy"
-    assert conll_main(["slice", str(docs), str(tmp_path / "a" / "part.spacy"), "--start", "10", "--end", "25"]) == 0
+    assert (
+        conll_main(
+            ["slice", str(docs), str(tmp_path / "a" / "part.spacy"), "--start", "10", "--end", "25"]
+        )
+        == 0
+    )
     part = list(DocBin().from_disk(tmp_path / "a" / "part.spacy").get_docs(Vocab()))
     every = list(DocBin().from_disk(docs).get_docs(Vocab()))
     assert [d.text for d in part] == [d.text for d in every[10:25]]
-    assert conll_main(["slice", str(docs), str(tmp_path / "b.spacy"), "--start", "90", "--end", "101"]) == 1
+    assert (
+        conll_main(["slice", str(docs), str(tmp_path / "b.spacy"), "--start", "90", "--end", "101"])
+        == 1
+    )
     assert "can't take docs 90:101 of 100" in capsys.readouterr().err
     sample = SAMPLE / "dev.iob"
     n_sentences, n_tokens = count_conll(sample)
-    assert conll_main(["count", str(sample), "--expect-sentences", str(n_sentences),
-                       "--expect-tokens", str(n_tokens)]) == 0
+    assert (
+        conll_main(
+            [
+                "count",
+                str(sample),
+                "--expect-sentences",
+                str(n_sentences),
+                "--expect-tokens",
+                str(n_tokens),
+            ]
+        )
+        == 0
+    )
     assert conll_main(["count", str(sample), "--expect-sentences", str(n_sentences + 1)]) == 1
     assert f"expected {n_sentences + 1} sentences, found {n_sentences}" in capsys.readouterr().err
 
@@ -283,14 +399,41 @@ def test_table8_sep_joint_delta(tmp_path):
         for seed, score in enumerate(scores):
             path = tmp_path / "ner_r0.1" / setting / f"seed{seed}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"metric": "f1", "test_f1": score, "dev_f1": score + 1, "steps": 10,
-                                        "budget_minutes": 30, "commit": "abc"}))
+            path.write_text(
+                json.dumps(
+                    {
+                        "metric": "f1",
+                        "test_f1": score,
+                        "dev_f1": score + 1,
+                        "steps": 10,
+                        "budget_minutes": 30,
+                        "commit": "abc",
+                    }
+                )
+            )
     out = tmp_path / "t8.md"
-    assert table8.main(["ner:0.1:pos", "--root", str(tmp_path), "--n-seeds", "2", "--markdown", str(out),
-                        "--output", str(tmp_path / "t8.json")]) == 0
+    assert (
+        table8.main(
+            [
+                "ner:0.1:pos",
+                "--root",
+                str(tmp_path),
+                "--n-seeds",
+                "2",
+                "--markdown",
+                str(out),
+                "--output",
+                str(tmp_path / "t8.json"),
+            ]
+        )
+        == 0
+    )
     row = json.loads((tmp_path / "t8.json").read_text())["rows"][0]
     assert row["delta"] == pytest.approx(74.5 - 71.0)
-    assert "| NER 0.1 | POS | 71.00 ± 1.41 (n=2) | 74.50 ± 0.71 (n=2) | +3.50 | 10 / 10 | 86.21 / 87.02 / +0.81 |" in out.read_text()
+    assert (
+        "| NER 0.1 | POS | 71.00 ± 1.41 (n=2) | 74.50 ± 0.71 (n=2) | +3.50 | 10 / 10 | 86.21 / 87.02 / +0.81 |"
+        in out.read_text()
+    )
 
 
 def test_table8_lists_rows_not_run_and_refuses_missing_seeds(tmp_path, capsys):
@@ -298,9 +441,21 @@ def test_table8_lists_rows_not_run_and_refuses_missing_seeds(tmp_path, capsys):
     for setting in ("sep", "joint_pos"):
         path = tmp_path / "ner_r0.1" / setting / "seed0.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"metric": "f1", "test_f1": 80.0, "dev_f1": 81.0, "steps": 10,
-                                    "budget_minutes": 30, "commit": "abc"}))
-    assert table8.main(["ner:0.1:pos", "es:0.1:ner", "--root", str(tmp_path), "--n-seeds", "1"]) == 0
+        path.write_text(
+            json.dumps(
+                {
+                    "metric": "f1",
+                    "test_f1": 80.0,
+                    "dev_f1": 81.0,
+                    "steps": 10,
+                    "budget_minutes": 30,
+                    "commit": "abc",
+                }
+            )
+        )
+    assert (
+        table8.main(["ner:0.1:pos", "es:0.1:ner", "--root", str(tmp_path), "--n-seeds", "1"]) == 0
+    )
     table = capsys.readouterr().out
     assert "| Span 0.1 | Eng | not run | not run | - | - | 74.53 / 76.52 / +1.99 |" in table
     assert "| NER 0.1 | POS | 80.00 (n=1) | 80.00 (n=1) | +0.00 |" in table
@@ -312,8 +467,16 @@ def test_table8_lists_rows_not_run_and_refuses_missing_seeds(tmp_path, capsys):
 def test_budget_sets_the_paths_a_joint_config_names():
     budget = bench("budget")
     command = budget.train_command(
-        Path("c.cfg"), Path("out"), train=Path("t.spacy"), dev=Path("d.spacy"), vectors=None, seed=0,
-        gpu_id=-1, overrides=["--paths.pos_train", "p.spacy"], train_var="ner_train", dev_var="ner_dev",
+        Path("c.cfg"),
+        Path("out"),
+        train=Path("t.spacy"),
+        dev=Path("d.spacy"),
+        vectors=None,
+        seed=0,
+        gpu_id=-1,
+        overrides=["--paths.pos_train", "p.spacy"],
+        train_var="ner_train",
+        dev_var="ner_dev",
     )
     assert command[command.index("--paths.ner_train") + 1] == "t.spacy"
     assert command[command.index("--paths.ner_dev") + 1] == "d.spacy"
@@ -326,9 +489,21 @@ def test_cse_neighbours_lists_one_context_per_entity_type(tmp_path):
     cse_neighbours = bench("cse_neighbours")
     nlp_vocab = Vocab()
     docs = [
-        Doc(nlp_vocab, words="Washington would also take action".split(), ents=["B-LOC", "O", "O", "O", "O"]),
-        Doc(nlp_vocab, words="Anthony Washington won the race".split(), ents=["B-PER", "I-PER", "O", "O", "O"]),
-        Doc(nlp_vocab, words="flown to Washington for talks".split(), ents=["O", "O", "B-LOC", "O", "O"]),
+        Doc(
+            nlp_vocab,
+            words="Washington would also take action".split(),
+            ents=["B-LOC", "O", "O", "O", "O"],
+        ),
+        Doc(
+            nlp_vocab,
+            words="Anthony Washington won the race".split(),
+            ents=["B-PER", "I-PER", "O", "O", "O"],
+        ),
+        Doc(
+            nlp_vocab,
+            words="flown to Washington for talks".split(),
+            ents=["O", "O", "B-LOC", "O", "O"],
+        ),
         Doc(nlp_vocab, words="said Washington on Monday".split(), ents=["O", "B-ORG", "O", "O"]),
     ]
     DocBin(docs=docs).to_disk(tmp_path / "c.spacy")
@@ -336,8 +511,18 @@ def test_cse_neighbours_lists_one_context_per_entity_type(tmp_path):
     out = tmp_path / "n.md"
     cse_neighbours.main([str(lm), str(tmp_path / "c.spacy"), "--k", "2", "--output", str(out)])
     table = [line for line in out.read_text().splitlines() if line.startswith("| ")][1:]
-    assert [line.split("**Washington**")[1].split(")")[0].split("(")[-1] for line in table] == ["LOC", "ORG", "PER"]
-    assert all(line.count("<br>") == 1 and "**Washington**" not in line.split(" | ")[1] for line in table)
-    similarities = next(line for line in out.read_text().splitlines() if line.startswith("Cosine similarity"))
-    values = [float(pair.split()[-1].rstrip(".,")) for pair in similarities.split(": ")[1].split(", ")]
+    assert [line.split("**Washington**")[1].split(")")[0].split("(")[-1] for line in table] == [
+        "LOC",
+        "ORG",
+        "PER",
+    ]
+    assert all(
+        line.count("<br>") == 1 and "**Washington**" not in line.split(" | ")[1] for line in table
+    )
+    similarities = next(
+        line for line in out.read_text().splitlines() if line.startswith("Cosine similarity")
+    )
+    values = [
+        float(pair.split()[-1].rstrip(".,")) for pair in similarities.split(": ")[1].split(", ")
+    ]
     assert len(values) == 3 and all(-1.0 <= v <= 1.0 for v in values)

@@ -1,5 +1,6 @@
 """Pretraining character LMs on raw text (`spacy lmcrf pretrain-char-lm`): streaming,
 vocabulary, the loss falls, checkpoints resume exactly, files load without unpickling."""
+
 import gzip
 import json
 import subprocess
@@ -27,7 +28,13 @@ from spacy_lmcrf.pretrain.text import read_chunks, read_lines, text_files
 ROOT = Path(__file__).parents[1]
 SUBJECTS = ["the cat", "a dog", "my old friend", "the president", "Anna", "the committee"]
 VERBS = ["sees", "likes", "visited", "will meet", "thanked"]
-OBJECTS = ["the garden .", "Washington in May .", "a small house .", "the river ,", "her 3 sisters ."]
+OBJECTS = [
+    "the garden .",
+    "Washington in May .",
+    "a small house .",
+    "the river ,",
+    "her 3 sisters .",
+]
 
 
 def sentences(n: int, seed: int = 0):
@@ -54,10 +61,22 @@ def tiny_config(train, dev=None, **training):
         {
             "system": {"seed": 0},
             "model": {"embedding_size": 8, "hidden_size": 24, "num_layers": 1, "dropout": 0.1},
-            "corpus": {"train": str(train), "dev": str(dev) if dev else None, "char_coverage": 1.0,
-                       "dev_max_chars": 0},
-            "training": {"bptt": 20, "batch_size": 4, "learn_rate": 5.0, "grad_clip": 0.25,
-                         "split_windows": 5, "eval_every": 20, "max_steps": 60, **training},
+            "corpus": {
+                "train": str(train),
+                "dev": str(dev) if dev else None,
+                "char_coverage": 1.0,
+                "dev_max_chars": 0,
+            },
+            "training": {
+                "bptt": 20,
+                "batch_size": 4,
+                "learn_rate": 5.0,
+                "grad_clip": 0.25,
+                "split_windows": 5,
+                "eval_every": 20,
+                "max_steps": 60,
+                **training,
+            },
         }
     )
 
@@ -116,13 +135,17 @@ def test_interleaved_splits_bound_the_open_files(tmp_path):
 def test_interleave_files_can_be_switched_off_and_is_checked(tmp_path):
     corpus_files(tmp_path, [60, 60])
     record = pretrain_char_lm(
-        tiny_config(tmp_path / "text", None, max_steps=3, interleave_files=False), tmp_path / "out",
+        tiny_config(tmp_path / "text", None, max_steps=3, interleave_files=False),
+        tmp_path / "out",
         show_progress=False,
     )
     assert record["step"] == 3
     with pytest.raises(ValueError, match="interleave_files must be true or false"):
-        pretrain_char_lm(tiny_config(tmp_path / "text", None, interleave_files="yes"), tmp_path / "out2",
-                         show_progress=False)
+        pretrain_char_lm(
+            tiny_config(tmp_path / "text", None, interleave_files="yes"),
+            tmp_path / "out2",
+            show_progress=False,
+        )
 
 
 def test_not_utf8_is_an_error_naming_file_and_line(tmp_path):
@@ -153,7 +176,9 @@ def test_rows_keep_every_character():
 
 def test_loss_falls_and_files_are_written(text_dir):
     out = text_dir / "out"
-    final = pretrain_char_lm(tiny_config(text_dir / "train", text_dir / "dev.txt"), out, show_progress=False)
+    final = pretrain_char_lm(
+        tiny_config(text_dir / "train", text_dir / "dev.txt"), out, show_progress=False
+    )
     evals = [r for r in read_log(out / "log.jsonl") if r["event"] == "evaluate"]
     assert [r["step"] for r in evals] == [20, 40, 60]
     assert evals[-1]["dev_bpc"] < evals[0]["dev_bpc"] - 0.3
@@ -167,7 +192,9 @@ def test_loss_falls_and_files_are_written(text_dir):
 def test_a_fresh_lm_scores_about_log2_of_the_vocabulary(text_dir):
     out = text_dir / "out"
     record = pretrain_char_lm(
-        tiny_config(text_dir / "train", text_dir / "dev.txt", max_steps=1, learn_rate=0.0), out, show_progress=False
+        tiny_config(text_dir / "train", text_dir / "dev.txt", max_steps=1, learn_rate=0.0),
+        out,
+        show_progress=False,
     )
     n_chars = len(BiCharLM.load(out / "char_lm.msgpack").vocab)
     assert abs(record["dev_bpc"] - numpy.log2(n_chars)) < 0.5
@@ -177,7 +204,11 @@ def test_resume_continues_exactly(text_dir):
     straight, halves = text_dir / "straight", text_dir / "halves"
     config = tiny_config(text_dir / "train", text_dir / "dev.txt", max_steps=50)
     pretrain_char_lm(config, straight, show_progress=False)
-    pretrain_char_lm(tiny_config(text_dir / "train", text_dir / "dev.txt", max_steps=27), halves, show_progress=False)
+    pretrain_char_lm(
+        tiny_config(text_dir / "train", text_dir / "dev.txt", max_steps=27),
+        halves,
+        show_progress=False,
+    )
     with pytest.raises(FileExistsError, match="--resume"):
         pretrain_char_lm(config, halves, show_progress=False)
     changed = tiny_config(text_dir / "train", text_dir / "dev.txt", max_steps=50, bptt=10)
@@ -192,8 +223,9 @@ def test_resume_continues_exactly(text_dir):
 
 def test_epochs_cover_the_text_and_no_dev_keeps_the_last_model(text_dir):
     out = text_dir / "out"
-    record = pretrain_char_lm(tiny_config(text_dir / "train", None, max_steps=0, max_epochs=1), out,
-                              show_progress=False)
+    record = pretrain_char_lm(
+        tiny_config(text_dir / "train", None, max_steps=0, max_epochs=1), out, show_progress=False
+    )
     assert record["reason"] == "max_epochs (1)"
     files = text_files(text_dir / "train")
     # every character is an input except the last one of each row (it is only a target)
@@ -214,8 +246,13 @@ def test_tensor_files_never_unpickle(tmp_path):
     write_tensor_file(path, {"w": torch.arange(6, dtype=torch.float32).view(2, 3)}, {"kind": "x"})
     tensors, meta = read_tensor_file(path)
     assert tensors["w"].tolist() == [[0, 1, 2], [3, 4, 5]] and meta == {"kind": "x"}
-    bad = srsly.msgpack_dumps({"format": "spacy_lmcrf.tensors.v1", "meta": {},
-                               "tensors": {"w": {"dtype": "object", "shape": [1], "data": b"cos\nsystem\n"}}})
+    bad = srsly.msgpack_dumps(
+        {
+            "format": "spacy_lmcrf.tensors.v1",
+            "meta": {},
+            "tensors": {"w": {"dtype": "object", "shape": [1], "data": b"cos\nsystem\n"}},
+        }
+    )
     with pytest.raises(ValueError, match="unsupported dtype 'object'"):
         tensors_from_bytes(bad)
     with pytest.raises(ValueError, match="not a spacy_lmcrf tensor file"):
@@ -229,20 +266,67 @@ def test_cli_through_spacy_entry_point(text_dir):
     config_path = ROOT / "configs" / "charlm_en.cfg"
     out = text_dir / "cli_out"
     result = subprocess.run(
-        [sys.executable, "-m", "spacy", "lmcrf", "pretrain-char-lm", str(config_path), str(out),
-         "--paths.train", str(text_dir / "train"), "--paths.dev", str(text_dir / "dev.txt"),
-         "--model.hidden_size", "16", "--model.embedding_size", "8", "--training.batch_size", "4",
-         "--training.bptt", "16", "--training.max_steps", "6", "--training.eval_every", "3"],
-        capture_output=True, text=True, cwd=text_dir,
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "lmcrf",
+            "pretrain-char-lm",
+            str(config_path),
+            str(out),
+            "--paths.train",
+            str(text_dir / "train"),
+            "--paths.dev",
+            str(text_dir / "dev.txt"),
+            "--model.hidden_size",
+            "16",
+            "--model.embedding_size",
+            "8",
+            "--training.batch_size",
+            "4",
+            "--training.bptt",
+            "16",
+            "--training.max_steps",
+            "6",
+            "--training.eval_every",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=text_dir,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert BiCharLM.load(out / "char_lm.msgpack").hidden_size == 16
     resumed = subprocess.run(
-        [sys.executable, "-m", "spacy", "lmcrf", "pretrain-char-lm", str(config_path), str(out), "--resume",
-         "--paths.train", str(text_dir / "train"), "--paths.dev", str(text_dir / "dev.txt"),
-         "--model.hidden_size", "16", "--model.embedding_size", "8", "--training.batch_size", "4",
-         "--training.bptt", "16", "--training.max_steps", "9", "--training.eval_every", "3"],
-        capture_output=True, text=True, cwd=text_dir,
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "lmcrf",
+            "pretrain-char-lm",
+            str(config_path),
+            str(out),
+            "--resume",
+            "--paths.train",
+            str(text_dir / "train"),
+            "--paths.dev",
+            str(text_dir / "dev.txt"),
+            "--model.hidden_size",
+            "16",
+            "--model.embedding_size",
+            "8",
+            "--training.batch_size",
+            "4",
+            "--training.bptt",
+            "16",
+            "--training.max_steps",
+            "9",
+            "--training.eval_every",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=text_dir,
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert read_log(out / "log.jsonl")[-1]["step"] == 9

@@ -1,4 +1,5 @@
 """Each component's overfitting + save/load round trip, the way spaCy tests its own."""
+
 import subprocess
 import sys
 
@@ -37,7 +38,9 @@ def _chunk_output(doc):
 CASES = [
     pytest.param("lm_crf_ner", {}, ner_examples, _ner_output, id="ner"),
     pytest.param("lm_crf_tagger", {}, tag_examples, _tag_output, id="tagger"),
-    pytest.param("lm_crf_spans", {"spans_key": "chunks"}, chunk_examples, _chunk_output, id="spans"),
+    pytest.param(
+        "lm_crf_spans", {"spans_key": "chunks"}, chunk_examples, _chunk_output, id="spans"
+    ),
 ]
 
 
@@ -108,7 +111,9 @@ def test_lm_loss_is_reported_and_trains():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tok2vec", [{"lm_weight": 0.0}, {"use_highway": False}, {"highway_depth": 2}])
+@pytest.mark.parametrize(
+    "tok2vec", [{"lm_weight": 0.0}, {"use_highway": False}, {"highway_depth": 2}]
+)
 def test_ablations_train(tok2vec):
     nlp = make_nlp("lm_crf_ner", tok2vec=tok2vec)
     losses = train(nlp, ner_examples(nlp), N_STEPS)
@@ -134,7 +139,9 @@ def test_untrained_decoding_is_always_valid(scheme, pairwise):
     with torch.no_grad():
         for p in module.parameters():
             p.copy_(torch.from_numpy(rng.normal(0, 3.0, p.shape).astype("float32")))
-    texts = [" ".join(rng.choice(["a", "Berlin", "EU", "Peter", ".", "x"], size=n)) for n in range(1, 40)]
+    texts = [
+        " ".join(rng.choice(["a", "Berlin", "EU", "Peter", ".", "x"], size=n)) for n in range(1, 40)
+    ]
     docs = list(nlp.make_doc(t) for t in texts)
     prediction = ner.predict(docs)
     for doc, tags in zip(docs, prediction.tags):
@@ -235,7 +242,9 @@ def test_empty_batch_and_empty_docs_in_batch(trained_ner):
 def test_label_seen_only_at_prediction_time(trained_ner):
     """Evaluation with a gold label the model never saw counts as a miss, no crash."""
     doc = trained_ner.make_doc("Peter lives in Berlin")
-    ref = spacy.tokens.Doc(trained_ner.vocab, words=doc.text.split(), ents=["B-PER", "O", "O", "B-CITY"])
+    ref = spacy.tokens.Doc(
+        trained_ner.vocab, words=doc.text.split(), ents=["B-PER", "O", "O", "B-CITY"]
+    )
     scores = trained_ner.evaluate([Example(doc, ref)])
     assert "CITY" in scores["ents_per_type"]
     assert scores["ents_per_type"]["CITY"]["r"] == 0.0
@@ -244,7 +253,9 @@ def test_label_seen_only_at_prediction_time(trained_ner):
 def test_unknown_label_in_training_names_the_example(trained_ner):
     ref = spacy.tokens.Doc(trained_ner.vocab, words=["Peter", "lives"], ents=["B-ANIMAL", "O"])
     eg = Example(trained_ner.make_doc("Peter lives"), ref)
-    with pytest.raises(ValueError, match=r"ANIMAL.*example 0.*Peter lives|example 0.*Peter lives.*ANIMAL"):
+    with pytest.raises(
+        ValueError, match=r"ANIMAL.*example 0.*Peter lives|example 0.*Peter lives.*ANIMAL"
+    ):
         trained_ner.update([eg])
 
 
@@ -284,7 +295,9 @@ def test_missing_gold_tags_are_not_trained_as_O():
     as_o[0, 4:6] = ner.tag_names.index("O")
     assert loss < crf_loss(group.potentials, group.lengths, as_o).sum().item()
     # a doc without any NER annotation trains nothing
-    unannotated = Example(nlp.make_doc("Peter lives"), spacy.tokens.Doc(nlp.vocab, words=["Peter", "lives"]))
+    unannotated = Example(
+        nlp.make_doc("Peter lives"), spacy.tokens.Doc(nlp.vocab, words=["Peter", "lives"])
+    )
     loss, _ = ner.get_loss([unannotated], ner.model.predict([unannotated.predicted]))
     assert loss == pytest.approx(0.0, abs=1e-5)
 
@@ -293,8 +306,12 @@ def test_misaligned_tokenization_is_handled():
     nlp = make_nlp("lm_crf_ner")
     examples = ner_examples(nlp)
     nlp.initialize(lambda: examples)
-    ref = spacy.tokens.Doc(nlp.vocab, words=["New", "York", "is", "big"], ents=["B-LOC", "I-LOC", "O", "O"])
-    predicted = spacy.tokens.Doc(nlp.vocab, words=["New York", "is", "big"], spaces=[True, True, False])
+    ref = spacy.tokens.Doc(
+        nlp.vocab, words=["New", "York", "is", "big"], ents=["B-LOC", "I-LOC", "O", "O"]
+    )
+    predicted = spacy.tokens.Doc(
+        nlp.vocab, words=["New York", "is", "big"], spaces=[True, True, False]
+    )
     losses = nlp.update([Example(predicted, ref)])
     assert numpy.isfinite(losses["lm_crf_ner"])
 
@@ -307,7 +324,9 @@ def test_labels_from_initialize_and_init_labels():
     assert set(ner.labels) == {"PER", "LOC", "ORG", "MISC"}
     assert ner.label_data == list(ner.labels)
     nlp2 = make_nlp("lm_crf_ner")
-    nlp2.config["initialize"]["components"]["lm_crf_ner"] = {"labels": ["PER", "LOC", "ORG", "MISC", "EXTRA"]}
+    nlp2.config["initialize"]["components"]["lm_crf_ner"] = {
+        "labels": ["PER", "LOC", "ORG", "MISC", "EXTRA"]
+    }
     nlp2.initialize(lambda: examples)
     assert "EXTRA" in nlp2.get_pipe("lm_crf_ner").labels
     with pytest.raises(ValueError, match="after it was initialized"):
@@ -316,7 +335,9 @@ def test_labels_from_initialize_and_init_labels():
 
 def test_no_labels_is_a_clear_error():
     nlp = make_nlp("lm_crf_ner")
-    eg = Example(nlp.make_doc("a b"), spacy.tokens.Doc(nlp.vocab, words=["a", "b"], ents=["O", "O"]))
+    eg = Example(
+        nlp.make_doc("a b"), spacy.tokens.Doc(nlp.vocab, words=["a", "b"], ents=["O", "O"])
+    )
     with pytest.raises(ValueError, match="found no labels"):
         nlp.initialize(lambda: [eg])
 
@@ -339,7 +360,9 @@ def test_fresh_process_loads_through_entry_points(trained_ner):
         )
         out = subprocess.run([sys.executable, "-c", code, str(tmp)], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
-        expected = [(e.text, e.label_) for e in trained_ner("Peter Blackburn lives in Berlin .").ents]
+        expected = [
+            (e.text, e.label_) for e in trained_ner("Peter Blackburn lives in Berlin .").ents
+        ]
         assert out.stdout.strip() == str(expected)
 
 

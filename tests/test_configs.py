@@ -1,5 +1,6 @@
 """The shipped configs resolve, and `spacy train` / `evaluate` / `init labels` run them in a
 fresh process that never imports spacy_lmcrf by hand (entry points only, no --code)."""
+
 import json
 import subprocess
 import sys
@@ -48,9 +49,13 @@ def test_config_initializes_and_trains(tmp_path, name, component, make_examples)
     nlp = spacy.blank("en")
     _write(make_examples(nlp), tmp_path / "data.spacy")
     path = tmp_path / "data.spacy"
-    config = load_config(CONFIGS / f"{name}.cfg", overrides=_tiny_overrides(component, train=path, dev=path))
+    config = load_config(
+        CONFIGS / f"{name}.cfg", overrides=_tiny_overrides(component, train=path, dev=path)
+    )
     nlp = init_nlp(config)
-    optimizer, train_corpus = resolve_dot_names(nlp.config.interpolate(), ["training.optimizer", "corpora.train"])
+    optimizer, train_corpus = resolve_dot_names(
+        nlp.config.interpolate(), ["training.optimizer", "corpora.train"]
+    )
     examples = list(train_corpus(nlp))
     losses = nlp.update(examples, sgd=optimizer)
     assert losses[component] > 0
@@ -65,12 +70,21 @@ def test_ner_config_trains_with_spacy_cli(tmp_path, ner_corpus):
     out = tmp_path / "out"
     train = subprocess.run(
         [
-            sys.executable, "-m", "spacy", "train", str(CONFIGS / "lmcrf_ner.cfg"),
-            "--output", str(out),
-            "--paths.train", str(ner_corpus / "train.spacy"),
-            "--paths.dev", str(ner_corpus / "dev.spacy"),
-            "--training.max_steps", "6",
-            "--training.eval_frequency", "3",
+            sys.executable,
+            "-m",
+            "spacy",
+            "train",
+            str(CONFIGS / "lmcrf_ner.cfg"),
+            "--output",
+            str(out),
+            "--paths.train",
+            str(ner_corpus / "train.spacy"),
+            "--paths.dev",
+            str(ner_corpus / "dev.spacy"),
+            "--training.max_steps",
+            "6",
+            "--training.eval_frequency",
+            "3",
             *cli,
         ],
         capture_output=True,
@@ -82,8 +96,16 @@ def test_ner_config_trains_with_spacy_cli(tmp_path, ner_corpus):
     assert json.loads((out / "model-best" / "meta.json").read_text())["license"] == "MIT"
     metrics = tmp_path / "metrics.json"
     evaluate = subprocess.run(
-        [sys.executable, "-m", "spacy", "evaluate", str(out / "model-best"), str(ner_corpus / "dev.spacy"),
-         "--output", str(metrics)],
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "evaluate",
+            str(out / "model-best"),
+            str(ner_corpus / "dev.spacy"),
+            "--output",
+            str(metrics),
+        ],
         capture_output=True,
         text=True,
     )
@@ -99,9 +121,17 @@ def test_spacy_init_labels(tmp_path, ner_corpus):
         cli += [f"--{key}", str(value)]
     result = subprocess.run(
         [
-            sys.executable, "-m", "spacy", "init", "labels", str(CONFIGS / "lmcrf_ner.cfg"), str(tmp_path),
-            "--paths.train", str(ner_corpus / "train.spacy"),
-            "--paths.dev", str(ner_corpus / "dev.spacy"),
+            sys.executable,
+            "-m",
+            "spacy",
+            "init",
+            "labels",
+            str(CONFIGS / "lmcrf_ner.cfg"),
+            str(tmp_path),
+            "--paths.train",
+            str(ner_corpus / "train.spacy"),
+            "--paths.dev",
+            str(ner_corpus / "dev.spacy"),
             *cli,
         ],
         capture_output=True,

@@ -231,7 +231,9 @@ def test_convert_round_trip(tmp_path):
 
 def test_convert_iob1_data_as_iob2_warns(tmp_path):
     path = write(tmp_path, NER_4, name="eng.txt")
-    with pytest.warns(UserWarning, match="eng.txt: 3 of 3 sentences .*not canonical IOB2 .first at line 3"):
+    with pytest.warns(
+        UserWarning, match="eng.txt: 3 of 3 sentences .*not canonical IOB2 .first at line 3"
+    ):
         convert(path, tmp_path / "out.spacy", task="ner", scheme="IOB2")
     docs = load(tmp_path / "out.spacy")
     assert ents(docs[2]) == [(0, 1, "LOC"), (1, 2, "LOC"), (2, 5, "LOC")]
@@ -274,7 +276,9 @@ def test_convert_expectations(tmp_path):
 
 def test_convert_warns_about_non_canonical_tags(tmp_path):
     path = write(tmp_path, "a I-X\nb I-X\n\nc B-X\n\nd O\ne I-Y\n", name="esp.txt")
-    with pytest.warns(UserWarning, match="esp.txt: 2 of 3 sentences .*not canonical IOB2 .first at line 1"):
+    with pytest.warns(
+        UserWarning, match="esp.txt: 2 of 3 sentences .*not canonical IOB2 .first at line 1"
+    ):
         convert(path, tmp_path / "a.spacy", task="ner", scheme="IOB2")
     assert [ents(doc) for doc in load(tmp_path / "a.spacy")] == [
         [(0, 2, "X")],
@@ -348,7 +352,9 @@ def test_split_dev_command_line(tmp_path, capsys):
     "name,n_sentences,n_tokens,n_ents,n_docstarts",
     [("train.iob", 300, 4782, 560, 28), ("dev.iob", 100, 1350, 198, 6)],
 )
-def test_conll03_sample_converts_losslessly(tmp_path, name, n_sentences, n_tokens, n_ents, n_docstarts):
+def test_conll03_sample_converts_losslessly(
+    tmp_path, name, n_sentences, n_tokens, n_ents, n_docstarts
+):
     path = ASSETS / "conll03_sample" / name
     out = tmp_path / "sample.spacy"
     assert convert(

@@ -1,4 +1,5 @@
 """spacy_lmcrf.conlleval counts like the conlleval Perl script and like spaCy's Scorer."""
+
 import os
 import random
 import shutil
@@ -133,7 +134,10 @@ def perl_counts(sentences: Sequence[Tuple[List[str], List[str]]], iobes: bool = 
 
 def random_tags(rng: random.Random, n: int, prefixes: str) -> List[str]:
     """Any sequence of the prefixes' tags, valid or not."""
-    return ["O" if rng.random() < 0.3 else f"{rng.choice(prefixes)}-{rng.choice(LABELS)}" for _ in range(n)]
+    return [
+        "O" if rng.random() < 0.3 else f"{rng.choice(prefixes)}-{rng.choice(LABELS)}"
+        for _ in range(n)
+    ]
 
 
 def random_spans(rng: random.Random, n: int) -> List[Tuple[int, int, str]]:
@@ -302,23 +306,29 @@ def test_bad_files_raise(tmp_path, text, message):
 
 
 def _ner_example(vocab, words, gold_ents, pred_ents) -> Example:
-    return Example(
-        Doc(vocab, words=words, ents=pred_ents), Doc(vocab, words=words, ents=gold_ents)
-    )
+    return Example(Doc(vocab, words=words, ents=pred_ents), Doc(vocab, words=words, ents=gold_ents))
 
 
 @pytest.mark.parametrize("scheme", ["IOB2", "IOB1", "BIOES"])
 def test_write_round_trip_ner(tmp_path, scheme):
     vocab = spacy.blank("en").vocab
     examples = [
-        _ner_example(vocab, ["Peter", "Blackburn", "in", "Berlin"], ["B-PER", "I-PER", "O", "B-LOC"], ["B-PER", "B-PER", "O", "B-LOC"]),
+        _ner_example(
+            vocab,
+            ["Peter", "Blackburn", "in", "Berlin"],
+            ["B-PER", "I-PER", "O", "B-LOC"],
+            ["B-PER", "B-PER", "O", "B-LOC"],
+        ),
         _ner_example(vocab, ["EU", "rejects"], ["B-ORG", "O"], ["O", "O"]),
         Example(Doc(vocab, words=[]), Doc(vocab, words=[])),
     ]
     path = tmp_path / "out" / "preds.txt"
     assert write_conlleval(examples, path, "ner", scheme=scheme) == (2, 6)
     sentences = read_conlleval(path)
-    assert [s.tokens for s in sentences] == [["Peter", "Blackburn", "in", "Berlin"], ["EU", "rejects"]]
+    assert [s.tokens for s in sentences] == [
+        ["Peter", "Blackburn", "in", "Berlin"],
+        ["EU", "rejects"],
+    ]
     if scheme == "IOB2":
         assert sentences[0].pred == ["B-PER", "B-PER", "O", "B-LOC"]
     metrics = conlleval_metrics(evaluate_file(path, scheme))
@@ -354,11 +364,16 @@ def test_write_refuses_what_it_cannot_write(tmp_path):
     vocab = spacy.blank("en").vocab
     path = tmp_path / "x.txt"
     with pytest.raises(ValueError, match="tokens differ"):
-        write_conlleval([(Doc(vocab, words=["a", "b"], ents=["O", "O"]), Doc(vocab, words=["ab"], ents=["O"]))], path)
+        write_conlleval(
+            [(Doc(vocab, words=["a", "b"], ents=["O", "O"]), Doc(vocab, words=["ab"], ents=["O"]))],
+            path,
+        )
     with pytest.raises(ValueError, match="no entity annotation"):
         write_conlleval([(Doc(vocab, words=["a"]), Doc(vocab, words=["a"], ents=["O"]))], path)
     with pytest.raises(ValueError, match="boundary marker"):
-        write_conlleval([(Doc(vocab, words=["-X-"], ents=["O"]), Doc(vocab, words=["-X-"], ents=["O"]))], path)
+        write_conlleval(
+            [(Doc(vocab, words=["-X-"], ents=["O"]), Doc(vocab, words=["-X-"], ents=["O"]))], path
+        )
     with pytest.raises(ValueError, match="no doc.spans"):
         write_conlleval([(Doc(vocab, words=["a"]), Doc(vocab, words=["a"]))], path, "spans")
     doc = Doc(vocab, words=["a", "b"])

@@ -1,6 +1,7 @@
 """Contextual string embeddings (Akbik et al. 2018): equation (8) exactly, for a batch at
 once and in bounded chunks; stacked with word embeddings under the three heads of the
 paper's Table 3; frozen by default; trains, saves and loads without the LM file."""
+
 import numpy
 import pytest
 import spacy
@@ -24,15 +25,27 @@ def lm_path(tmp_path_factory):
 
 
 def cse(lm_path, **settings):
-    return {"@architectures": "spacy_lmcrf.ContextualStringEmbeddings.v1", "lm_path": str(lm_path),
-            "hidden_size": HIDDEN, **settings}
+    return {
+        "@architectures": "spacy_lmcrf.ContextualStringEmbeddings.v1",
+        "lm_path": str(lm_path),
+        "hidden_size": HIDDEN,
+        **settings,
+    }
 
 
 WORD = {"@architectures": "spacy_lmcrf.WordEmbedding.v1", "width": 8, "min_freq": 1}
 WORDS = {"@architectures": "spacy_lmcrf.WordCharTok2Vec.v1", "word_embed": WORD}
-WORDS_CHARS = {**WORDS, "char_embed": {"@architectures": "spacy_lmcrf.CharBiLSTM.v1", "char_dim": 4, "hidden": 4}}
-BILSTM = {"@architectures": "spacy_lmcrf.BiLSTMEncoder.v1", "width": 16, "input_dropout": 0.0,
-          "output_dropout": 0.0, "locked_dropout": True}
+WORDS_CHARS = {
+    **WORDS,
+    "char_embed": {"@architectures": "spacy_lmcrf.CharBiLSTM.v1", "char_dim": 4, "hidden": 4},
+}
+BILSTM = {
+    "@architectures": "spacy_lmcrf.BiLSTMEncoder.v1",
+    "width": 16,
+    "input_dropout": 0.0,
+    "output_dropout": 0.0,
+    "locked_dropout": True,
+}
 
 
 def stacked(lm_path, *others, **settings):
@@ -43,8 +56,11 @@ def stacked(lm_path, *others, **settings):
 
 
 def bilstm_crf(lm_path, *others, **settings):
-    return {"@architectures": "spacy_lmcrf.TorchEncoder.v1", "tok2vec": stacked(lm_path, *others, **settings),
-            "encoder": BILSTM}
+    return {
+        "@architectures": "spacy_lmcrf.TorchEncoder.v1",
+        "tok2vec": stacked(lm_path, *others, **settings),
+        "encoder": BILSTM,
+    }
 
 
 def embedder(lm_path, **settings):
@@ -92,7 +108,13 @@ def test_context_changes_the_embedding_and_same_context_does_not(lm_path):
 def test_batched_equals_unbatched_and_chunks_are_exact(lm_path):
     nlp, model = embedder(lm_path, group_size=2)
     _, chunked = embedder(lm_path, chunk_chars=5)
-    texts = ["a", "EU rejects German call to boycott British lamb .", "Peter Blackburn", "", "x y z " * 30]
+    texts = [
+        "a",
+        "EU rejects German call to boycott British lamb .",
+        "Peter Blackburn",
+        "",
+        "x y z " * 30,
+    ]
     docs = [Doc(nlp.vocab, words=t.split()) for t in texts]
     batched = rows(model, docs)
     one_by_one = [rows(model, [doc])[0] for doc in docs]
@@ -150,14 +172,24 @@ def test_overfitting_IO(lm_path, tmp_path, head, pairwise):
     nlp.add_pipe("lm_crf_ner", config=config)
     examples = ner_examples(nlp)
     nlp.initialize(lambda: examples)
-    module = next(node for node in nlp.get_pipe("lm_crf_ner").model.walk()
-                  if node.name == "contextual_string_embeddings").get_ref("lms").shims[0]._model
+    module = (
+        next(
+            node
+            for node in nlp.get_pipe("lm_crf_ner").model.walk()
+            if node.name == "contextual_string_embeddings"
+        )
+        .get_ref("lms")
+        .shims[0]
+        ._model
+    )
     before = {k: v.clone() for k, v in module.state_dict().items()}
     optimizer = Adam(0.02)
     for _ in range(60):
         losses = nlp.update(examples, sgd=optimizer)
     assert losses["lm_crf_ner"] < 0.5
-    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items()), "the LMs are frozen"
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items()), (
+        "the LMs are frozen"
+    )
     texts = [eg.reference.text for eg in examples]
     predicted = _ents(nlp.pipe(texts))
     assert predicted == _ents(eg.reference for eg in examples)
@@ -175,8 +207,10 @@ def test_overfitting_IO(lm_path, tmp_path, head, pairwise):
 def test_stacked_with_task_trained_characters_tagger(lm_path):
     """PROPOSED+WORD+CHAR, as a POS tagger."""
     nlp = spacy.blank("en")
-    nlp.add_pipe("lm_crf_tagger", config={"model": {"pairwise": "small",
-                                                    "tok2vec": bilstm_crf(lm_path, WORDS_CHARS)}})
+    nlp.add_pipe(
+        "lm_crf_tagger",
+        config={"model": {"pairwise": "small", "tok2vec": bilstm_crf(lm_path, WORDS_CHARS)}},
+    )
     examples = tag_examples(nlp)
     nlp.initialize(lambda: examples)
     optimizer = Adam(0.02)
@@ -184,17 +218,29 @@ def test_stacked_with_task_trained_characters_tagger(lm_path):
         losses = nlp.update(examples, sgd=optimizer)
     assert losses["lm_crf_tagger"] < 0.5
     docs = list(nlp.pipe([eg.reference.text for eg in examples]))
-    assert [[t.tag_ for t in d] for d in docs] == [[t.tag_ for t in eg.reference] for eg in examples]
+    assert [[t.tag_ for t in d] for d in docs] == [
+        [t.tag_ for t in eg.reference] for eg in examples
+    ]
 
 
 def test_fine_tuning_moves_the_lms(lm_path):
     nlp = spacy.blank("en")
-    nlp.add_pipe("lm_crf_ner", config={"model": {"pairwise": "small",
-                                                 "tok2vec": stacked(lm_path, WORDS, fine_tune=True)}})
+    nlp.add_pipe(
+        "lm_crf_ner",
+        config={"model": {"pairwise": "small", "tok2vec": stacked(lm_path, WORDS, fine_tune=True)}},
+    )
     examples = ner_examples(nlp)
     nlp.initialize(lambda: examples)
-    module = next(node for node in nlp.get_pipe("lm_crf_ner").model.walk()
-                  if node.name == "contextual_string_embeddings").get_ref("lms").shims[0]._model
+    module = (
+        next(
+            node
+            for node in nlp.get_pipe("lm_crf_ner").model.walk()
+            if node.name == "contextual_string_embeddings"
+        )
+        .get_ref("lms")
+        .shims[0]
+        ._model
+    )
     before = module.forward_lm.lstm.weight_hh_l0.detach().clone()
     nlp.update(examples, sgd=Adam(0.01))
     assert not torch.equal(before, module.forward_lm.lstm.weight_hh_l0)
@@ -209,11 +255,15 @@ def test_map_head_is_a_per_token_softmax():
     pots = head(x, lengths)
     gold = torch.tensor([[1, 2, 3], [0, 0, -1]])
     emissions = head.emit(x)
-    expected = torch.stack([
-        -torch.log_softmax(emissions[0], -1)[[0, 1, 2], gold[0]].sum(),
-        -torch.log_softmax(emissions[1, :2], -1)[[0, 1], gold[1, :2]].sum(),
-    ])
+    expected = torch.stack(
+        [
+            -torch.log_softmax(emissions[0], -1)[[0, 1, 2], gold[0]].sum(),
+            -torch.log_softmax(emissions[1, :2], -1)[[0, 1], gold[1, :2]].sum(),
+        ]
+    )
     torch.testing.assert_close(crf_loss(pots, lengths, gold), expected)
     paths, _ = viterbi(pots, lengths)
     best = emissions.argmax(-1)
-    assert paths[0].tolist()[:3] == best[0].tolist() and paths[1].tolist()[:2] == best[1, :2].tolist()
+    assert (
+        paths[0].tolist()[:3] == best[0].tolist() and paths[1].tolist()[:2] == best[1, :2].tolist()
+    )

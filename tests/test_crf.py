@@ -61,9 +61,7 @@ def _brute_loss(pots, lengths, gold, cost: float = 0.0) -> torch.Tensor:
         gold_b = gold[b, :length].tolist()
         aug = torch.tensor([cost * _hamming(s, gold_b) for s in seqs], dtype=pots.dtype)
         keep = torch.tensor([_consistent(s, gold_b) for s in seqs])
-        losses.append(
-            torch.logsumexp(scores + aug, 0) - torch.logsumexp(scores[keep], 0)
-        )
+        losses.append(torch.logsumexp(scores + aug, 0) - torch.logsumexp(scores[keep], 0))
     return torch.stack(losses)
 
 
@@ -75,9 +73,7 @@ def _brute_pairwise(pots, lengths, mask: Optional[torch.Tensor] = None):
         seqs, scores = _all_scores(pots[b], length)
         if mask is not None:
             ok = [all(mask[b, t, y] for t, y in enumerate(s)) for s in seqs]
-            scores = torch.where(
-                torch.tensor(ok), scores, torch.tensor(-1e30, dtype=scores.dtype)
-            )
+            scores = torch.where(torch.tensor(ok), scores, torch.tensor(-1e30, dtype=scores.dtype))
         probs = torch.softmax(scores, 0)
         for seq, p in zip(seqs, probs):
             for t, y in enumerate(seq):
@@ -107,9 +103,7 @@ def test_log_partition_reads_only_row_zero_at_start():
     pots, lengths = _random_pots()
     changed = pots.clone()
     changed[:, 0, 1:, :] = 50.0
-    torch.testing.assert_close(
-        log_partition(changed, lengths), log_partition(pots, lengths)
-    )
+    torch.testing.assert_close(log_partition(changed, lengths), log_partition(pots, lengths))
 
 
 def test_log_partition_tag_mask():
@@ -120,13 +114,9 @@ def test_log_partition_tag_mask():
     expected = []
     for b, n in enumerate(LENGTHS):
         seqs, scores = _all_scores(pots[b], n)
-        ok = torch.tensor(
-            [all(bool(mask[b, t, y]) for t, y in enumerate(s)) for s in seqs]
-        )
+        ok = torch.tensor([all(bool(mask[b, t, y]) for t, y in enumerate(s)) for s in seqs])
         expected.append(torch.logsumexp(scores[ok], 0))
-    torch.testing.assert_close(
-        log_partition(pots, lengths, mask), torch.stack(expected)
-    )
+    torch.testing.assert_close(log_partition(pots, lengths, mask), torch.stack(expected))
 
 
 def test_float32_and_half_inputs_compute_in_float32():
@@ -134,16 +124,12 @@ def test_float32_and_half_inputs_compute_in_float32():
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         logz = log_partition(pots.to(dtype), lengths)
         assert logz.dtype == torch.float32
-        torch.testing.assert_close(
-            logz.double(), log_partition(pots.to(dtype).double(), lengths)
-        )
+        torch.testing.assert_close(logz.double(), log_partition(pots.to(dtype).double(), lengths))
 
 
 def test_gold_tag_mask():
     mask = gold_tag_mask(torch.tensor([[1, -1, 0]]), 3)
-    expected = torch.tensor(
-        [[[False, True, False], [True, True, True], [True, False, False]]]
-    )
+    expected = torch.tensor([[[False, True, False], [True, True, True], [True, False, False]]])
     assert mask.dtype == torch.bool
     assert torch.equal(mask, expected)
 
@@ -220,9 +206,7 @@ def test_crf_loss_gradient_is_marginal_difference():
     aug = (known & ~gold_tag_mask(gold, N_TAGS)).double() * cost
     aug_pots = pots.detach() + aug[:, :, None, :]
     u_aug, p_aug = _brute_pairwise(aug_pots, lengths)
-    u_gold, p_gold = _brute_pairwise(
-        pots.detach(), lengths, gold_tag_mask(gold, N_TAGS)
-    )
+    u_gold, p_gold = _brute_pairwise(pots.detach(), lengths, gold_tag_mask(gold, N_TAGS))
     expected = p_aug - p_gold
     expected[:, 0, 0, :] = u_aug[:, 0] - u_gold[:, 0]
     torch.testing.assert_close(pots.grad, expected)
@@ -366,9 +350,7 @@ def test_potentials_conventions(pairwise):
             expected0 = out[0, N_TAGS]
             expected_rest = out[1:, :N_TAGS]
         torch.testing.assert_close(pots2[b, 0, 1], expected0, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(
-            pots2[b, 1:n], expected_rest[: n - 1], atol=1e-5, rtol=1e-5
-        )
+        torch.testing.assert_close(pots2[b, 1:n], expected_rest[: n - 1], atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("pairwise", ["small", "large"])
@@ -404,15 +386,11 @@ def test_potentials_constraints(pairwise):
         seqs = [
             s
             for s in _sequences(n)
-            if start[s[0]]
-            and end[s[-1]]
-            and all(trans[s[t - 1], s[t]] for t in range(1, n))
+            if start[s[0]] and end[s[-1]] and all(trans[s[t - 1], s[t]] for t in range(1, n))
         ]
         scores = torch.stack([_score(pots[b].double(), s) for s in seqs])
         assert seq == list(seqs[int(scores.argmax())])
-        torch.testing.assert_close(
-            score[b].double(), scores.max(), rtol=1e-6, atol=1e-3
-        )
+        torch.testing.assert_close(score[b].double(), scores.max(), rtol=1e-6, atol=1e-3)
 
 
 def test_potentials_configure_and_state_dict_round_trip():
@@ -420,9 +398,7 @@ def test_potentials_configure_and_state_dict_round_trip():
     trans, start, end = _constraints()
     big_trans = numpy.ones((9, 9), dtype=bool)
     big_trans[:3, :3] = trans
-    model.configure(
-        9, big_trans, numpy.ones(9, dtype=bool), torch.ones(9, dtype=torch.bool)
-    )
+    model.configure(9, big_trans, numpy.ones(9, dtype=bool), torch.ones(9, dtype=torch.bool))
     state = model.state_dict()
     for key in ("allowed_transitions", "allowed_start", "allowed_end"):
         assert key in state

@@ -3,6 +3,7 @@ language, share only a character encoder (spacy_lmcrf.CharTok2Vec.v1 in the tok2
 component); each has its own word embeddings, word bi-GRU and CRF, and learns from and
 annotates only its language's docs. A single-language pipeline extracted from the joint
 one predicts what the joint one predicts on that language."""
+
 import pytest
 import spacy
 from spacy.tokens import Doc
@@ -15,7 +16,12 @@ from spacy_lmcrf.training.corpus import CORPUS_KEY
 
 CHAR_TOK2VEC = {
     "@architectures": "spacy_lmcrf.CharTok2Vec.v1",
-    "char_embed": {"@architectures": "spacy_lmcrf.CharBiGRU.v1", "char_dim": 6, "hidden": 6, "max_word_length": 20},
+    "char_embed": {
+        "@architectures": "spacy_lmcrf.CharBiGRU.v1",
+        "char_dim": 6,
+        "hidden": 6,
+        "max_word_length": 20,
+    },
 }
 
 
@@ -26,9 +32,21 @@ def _head(corpus, word_width):
             "pairwise": "small",
             "tok2vec": {
                 "@architectures": "spacy_lmcrf.WordFeaturesTok2Vec.v1",
-                "features": {"@architectures": "spacy.Tok2VecListener.v1", "width": 12, "upstream": "tok2vec"},
-                "word_embed": {"@architectures": "spacy_lmcrf.WordEmbedding.v1", "width": word_width, "min_freq": 1},
-                "encoder": {"@architectures": "spacy_lmcrf.BiGRUEncoder.v1", "width": 8, "depth": 1},
+                "features": {
+                    "@architectures": "spacy.Tok2VecListener.v1",
+                    "width": 12,
+                    "upstream": "tok2vec",
+                },
+                "word_embed": {
+                    "@architectures": "spacy_lmcrf.WordEmbedding.v1",
+                    "width": word_width,
+                    "min_freq": 1,
+                },
+                "encoder": {
+                    "@architectures": "spacy_lmcrf.BiGRUEncoder.v1",
+                    "width": 8,
+                    "depth": 1,
+                },
                 "use_vectors": corpus == "en",
             },
         },
@@ -36,10 +54,14 @@ def _head(corpus, word_width):
 
 
 DATA = {
-    "en": [("Peter Blackburn lives in Berlin .", ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]),
-           ("The EU met in Paris", ["O", "B-ORG", "O", "O", "B-LOC"])],
-    "es": [("Ñoño vive en Madrid .", ["B-PER", "O", "O", "B-LOC", "O"]),
-           ("La ONU habló en París", ["O", "B-ORG", "O", "O", "B-LOC"])],
+    "en": [
+        ("Peter Blackburn lives in Berlin .", ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]),
+        ("The EU met in Paris", ["O", "B-ORG", "O", "O", "B-LOC"]),
+    ],
+    "es": [
+        ("Ñoño vive en Madrid .", ["B-PER", "O", "O", "B-LOC", "O"]),
+        ("La ONU habló en París", ["O", "B-ORG", "O", "O", "B-LOC"]),
+    ],
 }
 
 
@@ -92,7 +114,9 @@ def test_crosslingual_shares_only_characters_and_extracts_single_language_pipeli
         idle_before = [p.detach().clone() for p in idle_module.parameters()]
         losses = nlp.update(batch, sgd=False)
         assert losses[trained] > 0 and losses[idle] == 0.0
-        assert shared.grad is not None and float(shared.grad.abs().sum()) > 0  # this language reached it
+        assert (
+            shared.grad is not None and float(shared.grad.abs().sum()) > 0
+        )  # this language reached it
         for _, proc in nlp.pipeline:
             proc.finish_update(optimizer)
         assert all(p.detach().equal(b) for p, b in zip(idle_module.parameters(), idle_before))
@@ -132,7 +156,9 @@ def test_crosslingual_config_is_valid_and_trains(tmp_path):
     for lang, rows in DATA.items():
         docs = [Doc(nlp.vocab, words=text.split(), ents=tags) for text, tags in rows]
         DocBin(docs=docs).to_disk(tmp_path / f"{lang}.spacy")
-        overrides[f"paths.{lang}_train"] = overrides[f"paths.{lang}_dev"] = str(tmp_path / f"{lang}.spacy")
+        overrides[f"paths.{lang}_train"] = overrides[f"paths.{lang}_dev"] = str(
+            tmp_path / f"{lang}.spacy"
+        )
         overrides[f"components.ner_{lang}.model.tok2vec.encoder.width"] = 8
         overrides[f"components.ner_{lang}.model.tok2vec.features.width"] = 8
     overrides["components.ner_en.model.tok2vec.word_embed.width"] = 8

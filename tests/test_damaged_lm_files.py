@@ -1,6 +1,7 @@
 """Loading trusts nothing it reads (issue 21, item 6): truncated, bit-flipped or crafted LM
 files and component weights are refused with a ValueError that names the file and what
 disagrees; never a MemoryError, a raw msgpack or torch error, or silently wrong numbers."""
+
 import random
 import re
 import time
@@ -42,8 +43,12 @@ def names(path):
 def same_contents(path, original):
     """Whether the file at path still reads as exactly what original (a path) holds."""
     (tensors, meta), (want, want_meta) = read_tensor_file(path), read_tensor_file(original)
-    return meta == want_meta and tensors.keys() == want.keys() and all(
-        tensors[k].dtype == want[k].dtype and torch.equal(tensors[k], want[k]) for k in want
+    return (
+        meta == want_meta
+        and tensors.keys() == want.keys()
+        and all(
+            tensors[k].dtype == want[k].dtype and torch.equal(tensors[k], want[k]) for k in want
+        )
     )
 
 
@@ -122,32 +127,52 @@ def test_a_200_byte_header_cannot_ask_for_terabytes(tmp_path):
         read_tensor_file(path)
     assert time.perf_counter() - start < 1.0
     message = str(info.value)
-    for part in (str(path), "forward_lm.embed.weight", "(10000000, 10000000)",
-                 "400,000,000,000,000 bytes", "holds 88"):
+    for part in (
+        str(path),
+        "forward_lm.embed.weight",
+        "(10000000, 10000000)",
+        "400,000,000,000,000 bytes",
+        "holds 88",
+    ):
         assert part in message
 
 
-@pytest.mark.parametrize("data,what", [
-    (crafted({"w": {"dtype": "float32", "shape": [2**62, 2**62, 2**62], "data": b""}}), "needs"),
-    (crafted({"w": {"dtype": "float32", "shape": [-1, 4], "data": bytes(16)}}), "invalid shape"),
-    (crafted({"w": {"dtype": "float32", "shape": [-2, -2], "data": bytes(16)}}), "invalid shape"),
-    (crafted({"w": {"dtype": "float32", "shape": [True, 4], "data": bytes(16)}}), "invalid shape"),
-    (crafted({"w": {"dtype": "float32", "shape": ["4"], "data": bytes(16)}}), "invalid shape"),
-    (crafted({"w": {"dtype": "float32", "shape": 4, "data": bytes(16)}}), "'shape'"),
-    (crafted({"w": {"dtype": "float32", "shape": [4]}}), "'data'"),
-    (crafted({"w": {"shape": [4], "data": bytes(16)}}), "'dtype'"),
-    (crafted({"w": {"dtype": "object", "shape": [1], "data": b"cos\nsystem\n"}}), "dtype"),
-    (crafted({"w": [1, 2, 3]}), "not a named map"),
-    (crafted({7: {"dtype": "float32", "shape": [0], "data": b""}}), "not a named map"),
-    (crafted([]), "'tensors'"),
-    (crafted({}, meta=[1, 2]), "'meta'"),
-    (crafted({}, sha256=b"\x00" * 32), "checksum"),
-    (crafted({}, sha256="0" * 64), "checksum"),
-    (srsly.msgpack_dumps([FORMAT]), "not a spacy_lmcrf tensor file"),
-    (srsly.msgpack_dumps({"format": "other"}), "not a spacy_lmcrf tensor file"),
-    (b"\x80\x04\x95", "not a spacy_lmcrf tensor file"),
-    (b"\xdd\xff\xff\xff\xff", "truncated or damaged"),
-])
+@pytest.mark.parametrize(
+    "data,what",
+    [
+        (
+            crafted({"w": {"dtype": "float32", "shape": [2**62, 2**62, 2**62], "data": b""}}),
+            "needs",
+        ),
+        (
+            crafted({"w": {"dtype": "float32", "shape": [-1, 4], "data": bytes(16)}}),
+            "invalid shape",
+        ),
+        (
+            crafted({"w": {"dtype": "float32", "shape": [-2, -2], "data": bytes(16)}}),
+            "invalid shape",
+        ),
+        (
+            crafted({"w": {"dtype": "float32", "shape": [True, 4], "data": bytes(16)}}),
+            "invalid shape",
+        ),
+        (crafted({"w": {"dtype": "float32", "shape": ["4"], "data": bytes(16)}}), "invalid shape"),
+        (crafted({"w": {"dtype": "float32", "shape": 4, "data": bytes(16)}}), "'shape'"),
+        (crafted({"w": {"dtype": "float32", "shape": [4]}}), "'data'"),
+        (crafted({"w": {"shape": [4], "data": bytes(16)}}), "'dtype'"),
+        (crafted({"w": {"dtype": "object", "shape": [1], "data": b"cos\nsystem\n"}}), "dtype"),
+        (crafted({"w": [1, 2, 3]}), "not a named map"),
+        (crafted({7: {"dtype": "float32", "shape": [0], "data": b""}}), "not a named map"),
+        (crafted([]), "'tensors'"),
+        (crafted({}, meta=[1, 2]), "'meta'"),
+        (crafted({}, sha256=b"\x00" * 32), "checksum"),
+        (crafted({}, sha256="0" * 64), "checksum"),
+        (srsly.msgpack_dumps([FORMAT]), "not a spacy_lmcrf tensor file"),
+        (srsly.msgpack_dumps({"format": "other"}), "not a spacy_lmcrf tensor file"),
+        (b"\x80\x04\x95", "not a spacy_lmcrf tensor file"),
+        (b"\xdd\xff\xff\xff\xff", "truncated or damaged"),
+    ],
+)
 def test_malformed_entries_are_named(data, what, tmp_path):
     path = tmp_path / "bad.msgpack"
     path.write_bytes(data)
@@ -163,21 +188,24 @@ def rewrite_meta(path, out, **changes):
     return out
 
 
-@pytest.mark.parametrize("changes,what", [
-    ({"hidden_size": 2**22}, "lstm.weight_ih_l0"),  # 64 TB of LSTM weights, if built
-    ({"embedding_size": 7}, "embed.weight"),
-    ({"num_layers": 3}, "missing"),
-    ({"num_layers": 1}, "unexpected"),
-    ({"chars": list("abc")}, "embed.weight"),
-    ({"hidden_size": 2**40}, "no buildable model"),  # too big even for torch's meta device
-    ({"hidden_size": 2**64 - 1}, "no buildable model"),
-    ({"hidden_size": "12"}, "'hidden_size' is '12'"),
-    ({"hidden_size": 0}, "'hidden_size' is 0"),
-    ({"dropout": 2.0}, "'dropout'"),
-    ({"chars": ["ab"]}, "'chars'"),
-    ({"chars": None}, "'chars'"),
-    ({"kind": "word_lm"}, "not a character LM"),
-])
+@pytest.mark.parametrize(
+    "changes,what",
+    [
+        ({"hidden_size": 2**22}, "lstm.weight_ih_l0"),  # 64 TB of LSTM weights, if built
+        ({"embedding_size": 7}, "embed.weight"),
+        ({"num_layers": 3}, "missing"),
+        ({"num_layers": 1}, "unexpected"),
+        ({"chars": list("abc")}, "embed.weight"),
+        ({"hidden_size": 2**40}, "no buildable model"),  # too big even for torch's meta device
+        ({"hidden_size": 2**64 - 1}, "no buildable model"),
+        ({"hidden_size": "12"}, "'hidden_size' is '12'"),
+        ({"hidden_size": 0}, "'hidden_size' is 0"),
+        ({"dropout": 2.0}, "'dropout'"),
+        ({"chars": ["ab"]}, "'chars'"),
+        ({"chars": None}, "'chars'"),
+        ({"kind": "word_lm"}, "not a character LM"),
+    ],
+)
 def test_char_lm_meta_that_disagrees_with_its_tensors(changes, what, char_lm_path, tmp_path):
     out = rewrite_meta(char_lm_path, tmp_path / "changed.msgpack", **changes)
     with pytest.raises(ValueError, match=names(out)) as info:
@@ -185,17 +213,20 @@ def test_char_lm_meta_that_disagrees_with_its_tensors(changes, what, char_lm_pat
     assert what in str(info.value)
 
 
-@pytest.mark.parametrize("changes,what", [
-    ({"hidden_size": 2**22}, "lstm.weight_ih_l0"),
-    ({"projection_size": 0}, "weight_hr_l0"),
-    ({"projection_size": 20}, "projection_size must be"),
-    ({"words": [EOS, "a", "b"]}, "embed.weight"),
-    ({"words": ["a", "b"]}, EOS),
-    ({"words": ["a", "a"]}, "WordVocab"),
-    ({"cutoffs": [3]}, "softmax"),
-    ({"cutoffs": ["3"]}, "'cutoffs'"),
-    ({"num_layers": 3}, "missing"),
-])
+@pytest.mark.parametrize(
+    "changes,what",
+    [
+        ({"hidden_size": 2**22}, "lstm.weight_ih_l0"),
+        ({"projection_size": 0}, "weight_hr_l0"),
+        ({"projection_size": 20}, "projection_size must be"),
+        ({"words": [EOS, "a", "b"]}, "embed.weight"),
+        ({"words": ["a", "b"]}, EOS),
+        ({"words": ["a", "a"]}, "WordVocab"),
+        ({"cutoffs": [3]}, "softmax"),
+        ({"cutoffs": ["3"]}, "'cutoffs'"),
+        ({"num_layers": 3}, "missing"),
+    ],
+)
 def test_word_lm_meta_that_disagrees_with_its_tensors(changes, what, word_lm_path, tmp_path):
     out = rewrite_meta(word_lm_path, tmp_path / "changed.msgpack", **changes)
     with pytest.raises(ValueError, match=names(out)) as info:

@@ -1,5 +1,6 @@
 """spacy_lmcrf.evaluate: predictions on the gold tokens, conlleval file and metrics, agreement
 with spaCy's Scorer, for each kind (ner, spans, tags)."""
+
 import json
 
 import pytest
@@ -13,8 +14,11 @@ from spacy_lmcrf.evaluate import disagreements, evaluate, main
 from .util import TINY_TOK2VEC, ner_examples
 
 TAGGED_CHUNKS = [
-    ("He reckons the deficit will narrow", ["PRP", "VBZ", "DT", "NN", "MD", "VB"],
-     [(0, 1, "NP"), (1, 2, "VP"), (2, 4, "NP"), (4, 6, "VP")]),
+    (
+        "He reckons the deficit will narrow",
+        ["PRP", "VBZ", "DT", "NN", "MD", "VB"],
+        [(0, 1, "NP"), (1, 2, "VP"), (2, 4, "NP"), (4, 6, "VP")],
+    ),
     ("The dog barked", ["DT", "NN", "VBD"], [(0, 2, "NP"), (2, 3, "VP")]),
     ("Prices rose", ["NNS", "VBD"], [(0, 1, "NP"), (1, 2, "VP")]),
 ]
@@ -77,7 +81,9 @@ def test_spans_and_tags(tmp_path, tags_and_chunks_model):
 def test_cli_writes_json_and_report(tmp_path, ner_model, capsys):
     model, data = ner_model
     out = tmp_path / "m" / "metrics.json"
-    code = main([str(model), str(data), "--output", str(out), "--conll-output", str(tmp_path / "p.txt")])
+    code = main(
+        [str(model), str(data), "--output", str(out), "--conll-output", str(tmp_path / "p.txt")]
+    )
     assert code == 0
     metrics = json.loads(out.read_text())
     assert capsys.readouterr().out == metrics["report"]
@@ -86,15 +92,37 @@ def test_cli_writes_json_and_report(tmp_path, ner_model, capsys):
 
 def test_cli_error_on_wrong_spans_key(tmp_path, tags_and_chunks_model, capsys):
     model, data = tags_and_chunks_model
-    code = main([str(model), str(data), "--output", str(tmp_path / "m.json"),
-                 "--conll-output", str(tmp_path / "p.txt"), "--kind", "spans", "--spans-key", "nope"])
+    code = main(
+        [
+            str(model),
+            str(data),
+            "--output",
+            str(tmp_path / "m.json"),
+            "--conll-output",
+            str(tmp_path / "p.txt"),
+            "--kind",
+            "spans",
+            "--spans-key",
+            "nope",
+        ]
+    )
     assert code == 1
     assert "doc.spans['nope']" in capsys.readouterr().err
 
 
 def test_disagreements_are_reported():
-    ours = {"precision": 50.0, "recall": 40.0, "f1": 44.4, "per_type": {"A": {"precision": 50.0, "recall": 40.0, "f1": 44.4}}}
-    theirs = {"precision": 50.0, "recall": 40.0, "f1": 44.5, "per_type": {"B": {"precision": 1.0, "recall": 1.0, "f1": 1.0}}}
+    ours = {
+        "precision": 50.0,
+        "recall": 40.0,
+        "f1": 44.4,
+        "per_type": {"A": {"precision": 50.0, "recall": 40.0, "f1": 44.4}},
+    }
+    theirs = {
+        "precision": 50.0,
+        "recall": 40.0,
+        "f1": 44.5,
+        "per_type": {"B": {"precision": 1.0, "recall": 1.0, "f1": 1.0}},
+    }
     found = disagreements(ours, theirs, "ner")
     assert any(f.startswith("f1:") for f in found)
     assert "A: scored by only one of them" in found and "B: scored by only one of them" in found

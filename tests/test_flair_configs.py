@@ -1,5 +1,6 @@
 """configs/flair_*.cfg pass `spacy debug config`, initialize and train with each head of
 the paper's Table 3 (by override), and `spacy train` runs one in a fresh process."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -60,12 +61,16 @@ def test_debug_config(task, data):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task,head", [(t, "bilstm_crf") for t in TASKS] + [("ner", "map_crf"), ("ner", "map")])
+@pytest.mark.parametrize(
+    "task,head", [(t, "bilstm_crf") for t in TASKS] + [("ner", "map_crf"), ("ner", "map")]
+)
 def test_config_initializes_and_trains(task, head, data):
     component = TASKS[task][0]
     config = load_config(CONFIGS / f"flair_{task}.cfg", overrides=overrides(task, data, head))
     nlp = init_nlp(config)
-    optimizer, train_corpus = resolve_dot_names(nlp.config.interpolate(), ["training.optimizer", "corpora.train"])
+    optimizer, train_corpus = resolve_dot_names(
+        nlp.config.interpolate(), ["training.optimizer", "corpora.train"]
+    )
     examples = list(train_corpus(nlp))
     first = nlp.update(examples, sgd=optimizer)[component]
     optimizer.step_schedules()  # as spaCy's training loop does after each update
@@ -73,7 +78,9 @@ def test_config_initializes_and_trains(task, head, data):
         last = nlp.update(examples, sgd=optimizer)[component]
         optimizer.step_schedules()
     assert 0 < last < first
-    assert optimizer.schedules["learn_rate"].history, "the annealing schedule saw the epochs' losses"
+    assert optimizer.schedules["learn_rate"].history, (
+        "the annealing schedule saw the epochs' losses"
+    )
 
 
 @pytest.mark.slow
@@ -81,9 +88,21 @@ def test_flair_ner_trains_with_spacy_cli(tmp_path, data):
     cli = [f"--{key}={value}" for key, value in overrides("ner", data).items()]
     out = tmp_path / "out"
     train = subprocess.run(
-        [sys.executable, "-m", "spacy", "train", str(CONFIGS / "flair_ner.cfg"), "--output", str(out),
-         "--training.max_steps=4", "--training.eval_frequency=2", *cli],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "train",
+            str(CONFIGS / "flair_ner.cfg"),
+            "--output",
+            str(out),
+            "--training.max_steps=4",
+            "--training.eval_frequency=2",
+            *cli,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert train.returncode == 0, train.stderr[-3000:]
     (data / "char_lm.msgpack").rename(tmp_path / "elsewhere.msgpack")

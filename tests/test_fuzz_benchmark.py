@@ -1,4 +1,5 @@
 """benchmarks/fuzz.py: the seeded fuzz run of the CRF span labelers, and its checks."""
+
 import importlib
 import json
 import sys
@@ -24,8 +25,24 @@ def test_fuzz_main_reports_no_failure(tmp_path, capsys):
     """A tiny run, the default pipeline trained for a few steps: every check passes."""
     fuzz = fuzz_script()
     out = tmp_path / "fuzz.json"
-    code = fuzz.main(["--work-dir", str(tmp_path / "work"), "--train-steps", "3", "--n-docs", "50",
-                      "--batch-size", "16", "--batch-sample", "10", "--seed", "1", "--out", str(out)])
+    code = fuzz.main(
+        [
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--train-steps",
+            "3",
+            "--n-docs",
+            "50",
+            "--batch-size",
+            "16",
+            "--batch-sample",
+            "10",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     result = json.loads(out.read_text())
     assert code == 0, result["examples"]
     assert result["docs"] == 50 and result["batch_docs"] == 10 and result["passed"]
@@ -44,7 +61,8 @@ def test_generator_is_seeded_and_covers_every_kind():
     again = fuzz.Generator(3, sentences).cases(400)
     assert [c.describe() for c in first] == [c.describe() for c in again]
     assert [c.describe() for c in fuzz.Generator(4, sentences).cases(20)] != [
-        c.describe() for c in first[:20]]
+        c.describe() for c in first[:20]
+    ]
     assert {c.kind for c in first} == {kind for kind, _ in fuzz.Generator(0, sentences).kinds}
     nlp = spacy.blank("en")
     for case in first[:100]:  # spaCy's tokenizer is slow on the long tokens
@@ -71,11 +89,19 @@ def test_checks_catch_broken_annotations():
     doc.spans["chunks"] = chunks  # no scores
     components = [("ner", "lm_crf_ner", "ner"), ("chunker", "lm_crf_spans", "chunks")]
     failed = {check for check, _ in fuzz.check_doc(doc, components)}
-    assert failed == {"ner: no overlap", "ner: scores finite in [0, 1]", "ner: no whitespace in span",
-                      "ner: spans == ents", "ner: every token annotated", "chunker: one score per span"}
+    assert failed == {
+        "ner: no overlap",
+        "ner: scores finite in [0, 1]",
+        "ner: no whitespace in span",
+        "ner: spans == ents",
+        "ner: every token annotated",
+        "chunker: one score per span",
+    }
     assert failed <= set(fuzz.check_names(components))
     del doc.spans["chunks"]
-    assert ("chunker: spans written", "doc.spans has no 'chunks'") in fuzz.check_doc(doc, components)
+    assert ("chunker: spans written", "doc.spans has no 'chunks'") in fuzz.check_doc(
+        doc, components
+    )
 
 
 def test_compare_finds_batch_differences():

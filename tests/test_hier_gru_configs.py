@@ -1,5 +1,6 @@
 """The hierarchical GRU-CRF configs (Yang et al. 2016), single-task and joint, pass
 `spacy debug config`, initialize and train; the joint ones through `spacy train` too."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,12 @@ from .util import chunk_examples, ner_examples, tag_examples, write_task_corpora
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = ROOT / "configs"
-TINY_PARTS = {"encoder.width": 8, "encoder.depth": 1, "char_embed.char_dim": 4, "char_embed.hidden": 4}
+TINY_PARTS = {
+    "encoder.width": 8,
+    "encoder.depth": 1,
+    "char_embed.char_dim": 4,
+    "char_embed.hidden": 4,
+}
 SINGLE = {
     "ner": ("lm_crf_ner", "ner"),
     "ner_es": ("lm_crf_ner", "ner"),
@@ -34,7 +40,8 @@ HEAD_OF = {"pos": "lm_crf_tagger", "chunk": "lm_crf_spans", "ner": "lm_crf_ner"}
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return write_task_corpora(
-        tmp_path_factory.mktemp("data"), {"ner": ner_examples, "pos": tag_examples, "chunk": chunk_examples}
+        tmp_path_factory.mktemp("data"),
+        {"ner": ner_examples, "pos": tag_examples, "chunk": chunk_examples},
     )
 
 
@@ -43,7 +50,9 @@ def _single_overrides(name, data):
     prefix = f"components.{component}.model.tok2vec."
     overrides = {prefix + k: v for k, v in TINY_PARTS.items()}
     overrides[prefix + "word_embed.width"] = 8
-    overrides.update({"paths.train": str(data / f"{task}.spacy"), "paths.dev": str(data / f"{task}.spacy")})
+    overrides.update(
+        {"paths.train": str(data / f"{task}.spacy"), "paths.dev": str(data / f"{task}.spacy")}
+    )
     return overrides
 
 
@@ -65,7 +74,9 @@ def test_single_task_config_is_valid_initializes_and_trains(name, data):
     config = load_config(path, overrides=overrides)
     assert config["components"][SINGLE[name][0]]["margin_cost"] == 5.0
     nlp = init_nlp(config)
-    optimizer, train_corpus = resolve_dot_names(nlp.config.interpolate(), ["training.optimizer", "corpora.train"])
+    optimizer, train_corpus = resolve_dot_names(
+        nlp.config.interpolate(), ["training.optimizer", "corpora.train"]
+    )
     assert type(optimizer).__name__ == "Adagrad"
     examples = list(train_corpus(nlp))
     component = SINGLE[name][0]
@@ -82,7 +93,9 @@ def test_joint_config_is_valid_and_alternates_tasks(name, data):
     overrides = _joint_overrides(name, data)
     debug_config(path, overrides=overrides)
     nlp = init_nlp(load_config(path, overrides=overrides))
-    train_corpus, batcher = resolve_dot_names(nlp.config.interpolate(), ["corpora.train", "training.batcher"])
+    train_corpus, batcher = resolve_dot_names(
+        nlp.config.interpolate(), ["corpora.train", "training.batcher"]
+    )
     examples = list(train_corpus(nlp))
     batches = list(batcher(examples))
     tasks = JOINT[name]
@@ -90,7 +103,9 @@ def test_joint_config_is_valid_and_alternates_tasks(name, data):
     batch_tasks = [{eg.reference.user_data["lmcrf_corpus"] for eg in batch} for batch in batches]
     assert all(len(t) == 1 for t in batch_tasks)
     order = [t.pop() for t in batch_tasks]
-    assert order[: len(tasks)] == sorted(order[: len(tasks)], key=tasks.index) and set(order[: len(tasks)]) == set(tasks)
+    assert order[: len(tasks)] == sorted(order[: len(tasks)], key=tasks.index) and set(
+        order[: len(tasks)]
+    ) == set(tasks)
     for head in (HEAD_OF[t] for t in tasks):
         assert nlp.get_pipe(head).labels
 
@@ -101,9 +116,22 @@ def test_joint_config_trains_with_spacy_cli(tmp_path, data):
     out = tmp_path / "out"
     cli = [f"--{k}={v}" for k, v in _joint_overrides(name, data).items()]
     result = subprocess.run(
-        [sys.executable, "-m", "spacy", "train", str(CONFIGS / f"{name}.cfg"), "--output", str(out),
-         "--training.max_steps", "6", "--training.eval_frequency", "3", *cli],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "train",
+            str(CONFIGS / f"{name}.cfg"),
+            "--output",
+            str(out),
+            "--training.max_steps",
+            "6",
+            "--training.eval_frequency",
+            "3",
+            *cli,
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     nlp = spacy.load(out / "model-best")
@@ -113,7 +141,9 @@ def test_joint_config_trains_with_spacy_cli(tmp_path, data):
 
 def test_task_batcher_cycles_smaller_corpora_and_needs_corpus_names(data):
     nlp = spacy.blank("en")
-    read = create_task_corpora({"ner": data / "ner.spacy", "pos": data / "pos.spacy", "chunk": None})
+    read = create_task_corpora(
+        {"ner": data / "ner.spacy", "pos": data / "pos.spacy", "chunk": None}
+    )
     examples = list(read(nlp))
     assert [eg.reference.user_data["lmcrf_corpus"] for eg in examples[:2]] == ["ner", "pos"]
     assert len(examples) == 4 + 3  # four NER docs, three POS docs, no chunk docs

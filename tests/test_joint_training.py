@@ -1,6 +1,7 @@
 """Joint training (Yang et al. 2016): a head learns only from the docs that carry its
 annotation (and come from its corpus); docs without it add no loss, no gradient and no
 optimizer step, and a head that sits out a batch still passes the shared tok2vec on."""
+
 import pytest
 import spacy
 import torch
@@ -40,11 +41,18 @@ def _unannotated(nlp, texts):
 
 
 def _head_params(component):
-    return [p.detach().clone() for p in component.model.get_ref("crf_head").shims[0]._model.parameters()]
+    return [
+        p.detach().clone() for p in component.model.get_ref("crf_head").shims[0]._model.parameters()
+    ]
 
 
 def _params(model):
-    return [p.detach().clone() for node in model.walk() for shim in node.shims for p in shim._model.parameters()]
+    return [
+        p.detach().clone()
+        for node in model.walk()
+        for shim in node.shims
+        for p in shim._model.parameters()
+    ]
 
 
 def _same(a, b):
@@ -99,7 +107,9 @@ def test_unannotated_docs_in_a_mixed_batch_add_no_gradient():
         return loss, [p.grad.clone() for p in module.parameters()]
 
     loss_alone, alone = head_grads(examples[:2])
-    loss_mixed, mixed = head_grads(examples[:2] + _unannotated(nlp, ["Peter eats green ham in Paris"]))
+    loss_mixed, mixed = head_grads(
+        examples[:2] + _unannotated(nlp, ["Peter eats green ham in Paris"])
+    )
     assert loss_mixed == pytest.approx(loss_alone, rel=1e-5)
     for a, b in zip(alone, mixed):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
@@ -154,7 +164,9 @@ def test_shared_tok2vec_is_one_set_of_tensors_reached_by_every_head():
         losses = _step(nlp, batch, optimizer)
         assert module.word_embed.table.weight is table  # updated in place, one tensor
         assert not table.detach().equal(before)
-        trained = [name for name in ("lm_crf_tagger", "lm_crf_spans", "lm_crf_ner") if losses[name] > 0]
+        trained = [
+            name for name in ("lm_crf_tagger", "lm_crf_spans", "lm_crf_ner") if losses[name] > 0
+        ]
         assert len(trained) == 1
 
 
@@ -162,12 +174,19 @@ def test_last_listener_sitting_out_still_lets_the_shared_tok2vec_learn():
     nlp = _multitask_nlp()  # lm_crf_ner is the tok2vec's last listener
     examples = _multitask_examples(nlp)
     nlp.initialize(lambda: examples)
-    assert nlp.get_pipe("tok2vec").listeners[-1] is nlp.get_pipe("lm_crf_ner").model.get_ref("tok2vec")
+    assert nlp.get_pipe("tok2vec").listeners[-1] is nlp.get_pipe("lm_crf_ner").model.get_ref(
+        "tok2vec"
+    )
     optimizer = Adam(0.01)
     _step(nlp, examples, optimizer)
     ner = nlp.get_pipe("lm_crf_ner")
     ner_before = _head_params(ner)
-    shared = [p for node in nlp.get_pipe("tok2vec").model.walk() for shim in node.shims for p in shim._model.parameters()]
+    shared = [
+        p
+        for node in nlp.get_pipe("tok2vec").model.walk()
+        for shim in node.shims
+        for p in shim._model.parameters()
+    ]
     losses = nlp.update(tag_examples(nlp), sgd=False)
     assert losses["lm_crf_tagger"] > 0 and losses["lm_crf_ner"] == 0.0
     # the tagger's gradient reached the shared weights although the last listener sat out
@@ -195,12 +214,16 @@ def test_multitask_overfits_and_round_trips(tmp_path):
     tag_docs = list(nlp.pipe([t for t, _ in TAG_DATA]))
     assert [[t.tag_ for t in d] for d in tag_docs] == [tags for _, tags in TAG_DATA]
     chunk_docs = list(nlp.pipe([t for t, _ in CHUNK_DATA]))
-    assert [[(s.start, s.end, s.label_) for s in d.spans["sc"]] for d in chunk_docs] == [s for _, s in CHUNK_DATA]
+    assert [[(s.start, s.end, s.label_) for s in d.spans["sc"]] for d in chunk_docs] == [
+        s for _, s in CHUNK_DATA
+    ]
     nlp.to_disk(tmp_path)
     nlp2 = spacy.load(tmp_path)
     docs2 = list(nlp2.pipe(texts))
     assert [d.ents for d in docs2].__repr__() == [d.ents for d in docs].__repr__()
-    assert [[t.tag_ for t in d] for d in nlp2.pipe([t for t, _ in TAG_DATA])] == [tags for _, tags in TAG_DATA]
+    assert [[t.tag_ for t in d] for d in nlp2.pipe([t for t, _ in TAG_DATA])] == [
+        tags for _, tags in TAG_DATA
+    ]
 
 
 def _two_corpora(examples):
@@ -213,7 +236,11 @@ def _two_corpora(examples):
 
 def test_corpus_restricted_head_trains_and_annotates_only_its_corpus():
     nlp = spacy.blank("en")
-    nlp.add_pipe("lm_crf_ner", name="ner_en", config={"corpus": "en", "model": {"pairwise": "small", "tok2vec": GRU_TOK2VEC}})
+    nlp.add_pipe(
+        "lm_crf_ner",
+        name="ner_en",
+        config={"corpus": "en", "model": {"pairwise": "small", "tok2vec": GRU_TOK2VEC}},
+    )
     examples = _two_corpora(ner_examples(nlp))
     nlp.initialize(lambda: examples)
     ner = nlp.get_pipe("ner_en")
@@ -241,7 +268,9 @@ def test_corpus_restricted_head_trains_its_inline_language_model_on_its_corpus_o
     docs in the batch as without them: they add nothing to the LM either."""
     nlp = spacy.blank("en")
     tok2vec = {"@architectures": "spacy_lmcrf.LMLSTMTok2Vec.v1", **TINY_TOK2VEC}
-    nlp.add_pipe("lm_crf_ner", name="ner_en", config={"corpus": "en", "model": {"tok2vec": tok2vec}})
+    nlp.add_pipe(
+        "lm_crf_ner", name="ner_en", config={"corpus": "en", "model": {"tok2vec": tok2vec}}
+    )
     examples = _two_corpora(ner_examples(nlp))
     nlp.initialize(lambda: examples)
     ner = nlp.get_pipe("ner_en")

@@ -1,6 +1,7 @@
 """A pipeline trained from a shipped config carries the license in its meta: the configs'
 [initialize.after_init] callback (spacy_lmcrf.set_meta.v1) writes it at initialization,
 meta.json keeps it, and spacy_lmcrf.extract passes it on."""
+
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,11 @@ NOT_OURS = {"spacy_ner_cpu", "spacy_ner_cpu_accuracy", "charlm_en", "charlm_es",
 
 
 def _pipeline_configs():
-    return sorted(p for p in CONFIGS.glob("*.cfg") if p.stem not in NOT_OURS and not p.stem.startswith("spacy_"))
+    return sorted(
+        p
+        for p in CONFIGS.glob("*.cfg")
+        if p.stem not in NOT_OURS and not p.stem.startswith("spacy_")
+    )
 
 
 @pytest.mark.parametrize("path", _pipeline_configs(), ids=lambda p: p.stem)
@@ -40,10 +45,14 @@ def test_set_meta_callback_resolves():
 def test_pipeline_from_a_shipped_config_carries_the_license(tmp_path):
     data = tmp_path / "data.spacy"
     DocBin(docs=[eg.reference for eg in ner_examples(spacy.blank("en"))]).to_disk(data)
-    tiny = {f"components.lm_crf_ner.model.tok2vec.{k}": v
-            for k, v in {"char_dim": 8, "char_hidden": 16, "width": 16, "min_freq": 1}.items()}
-    config = load_config(CONFIGS / "lmcrf_ner.cfg",
-                         overrides={**tiny, "paths.train": str(data), "paths.dev": str(data)})
+    tiny = {
+        f"components.lm_crf_ner.model.tok2vec.{k}": v
+        for k, v in {"char_dim": 8, "char_hidden": 16, "width": 16, "min_freq": 1}.items()
+    }
+    config = load_config(
+        CONFIGS / "lmcrf_ner.cfg",
+        overrides={**tiny, "paths.train": str(data), "paths.dev": str(data)},
+    )
     nlp = init_nlp(config)
     assert nlp.meta["license"] == "MIT"
     nlp.to_disk(tmp_path / "model")

@@ -1,4 +1,5 @@
 """The LM-LSTM-CRF encoder: character-stream alignment, vocabularies, vectors, LM training."""
+
 import numpy
 import pytest
 import spacy
@@ -48,7 +49,11 @@ def test_character_stream_alignment():
 def test_featurize_padding_unknown_chars_and_windows():
     vocab = Vocabularies(list("ab"), [], [], lowercase=False)
     nlp = spacy.blank("en")
-    docs = [Doc(nlp.vocab, words=["ab", "z"]), Doc(nlp.vocab, words=[]), Doc(nlp.vocab, words=["a"] * 5)]
+    docs = [
+        Doc(nlp.vocab, words=["ab", "z"]),
+        Doc(nlp.vocab, words=[]),
+        Doc(nlp.vocab, words=["a"] * 5),
+    ]
     batch = featurize(docs, vocab, max_length=2, with_lm_targets=True)
     assert batch.segments == [(0, 0, 2), (2, 0, 2), (2, 2, 4), (2, 4, 5)]
     assert batch.lengths.tolist() == [2, 2, 2, 1]
@@ -59,7 +64,9 @@ def test_featurize_padding_unknown_chars_and_windows():
 
 def test_sentences_are_segments():
     nlp = spacy.blank("en")
-    doc = Doc(nlp.vocab, words=["a", "b", "c", "d", "e"], sent_starts=[True, False, True, False, False])
+    doc = Doc(
+        nlp.vocab, words=["a", "b", "c", "d", "e"], sent_starts=[True, False, True, False, False]
+    )
     vocab = Vocabularies(list("abcde"), [], [], lowercase=False)
     batch = featurize([doc], vocab, max_length=128, with_lm_targets=False)
     assert batch.segments == [(0, 0, 2), (0, 2, 5)]
@@ -67,8 +74,13 @@ def test_sentences_are_segments():
 
 def test_vocabularies_min_freq_and_pretrained():
     nlp = spacy.blank("en")
-    docs = [Doc(nlp.vocab, words=["The", "the", "cat", "sat"]), Doc(nlp.vocab, words=["the", "Dog"])]
-    vocab = Vocabularies.from_docs(docs, min_freq=2, lowercase=True, pretrained_words=["dog", "zebra"])
+    docs = [
+        Doc(nlp.vocab, words=["The", "the", "cat", "sat"]),
+        Doc(nlp.vocab, words=["the", "Dog"]),
+    ]
+    vocab = Vocabularies.from_docs(
+        docs, min_freq=2, lowercase=True, pretrained_words=["dog", "zebra"]
+    )
     assert vocab.lm_words == ["the"]
     assert vocab.words == ["the", "dog", "zebra"]
     assert "cat" not in vocab.word_ids  # rare and without a vector -> unknown row
@@ -103,12 +115,16 @@ def test_lowercased_vectors_survive_save_and_load():
     table2 = tok2vec2.get_ref("encoder").shims[0]._model.word_embed.weight.detach().numpy()
     vocab2 = get_vocabularies(tok2vec2)
     for word in ("Berlin", "Paris", "PETER"):
-        numpy.testing.assert_array_equal(table2[vocab2.word_ids[vocab2.normalize(word)]], vectors[word.lower()])
+        numpy.testing.assert_array_equal(
+            table2[vocab2.word_ids[vocab2.normalize(word)]], vectors[word.lower()]
+        )
 
 
 def test_word_dim_mismatch_is_a_clear_error():
     nlp, _ = _nlp_with_vectors()
-    nlp.replace_pipe("lm_crf_ner", "lm_crf_ner", config={"model": {"tok2vec": {"word_dim": 7, "min_freq": 1}}})
+    nlp.replace_pipe(
+        "lm_crf_ner", "lm_crf_ner", config={"model": {"tok2vec": {"word_dim": 7, "min_freq": 1}}}
+    )
     with pytest.raises(ValueError, match="word_dim=7.*width 6"):
         nlp.initialize(lambda: ner_examples(nlp))
 
@@ -135,13 +151,24 @@ def test_lm_gradient_reaches_the_character_lstm():
     assert module.char_lm.bwd_lstm.weight_hh_l0.grad.abs().sum() > 0
     nl = make_nlp("lm_crf_ner", tok2vec={"lm_weight": 0.0})
     nl.initialize(lambda: ner_examples(nl))
-    assert nl.get_pipe("lm_crf_ner").model.get_ref("tok2vec").get_ref("encoder").shims[0]._model.char_lm.fwd_decoder is None
+    assert (
+        nl.get_pipe("lm_crf_ner")
+        .model.get_ref("tok2vec")
+        .get_ref("encoder")
+        .shims[0]
+        ._model.char_lm.fwd_decoder
+        is None
+    )
 
 
 def test_training_is_batch_composition_independent_at_inference():
     nlp = make_nlp("lm_crf_ner")
     train(nlp, ner_examples(nlp), 10)
-    texts = ["Peter Blackburn lives in Berlin .", "EU", "Angela Merkel met Emmanuel Macron in Paris"] * 3
+    texts = [
+        "Peter Blackburn lives in Berlin .",
+        "EU",
+        "Angela Merkel met Emmanuel Macron in Paris",
+    ] * 3
     tok2vec = nlp.get_pipe("lm_crf_ner").model.get_ref("tok2vec")
     docs = [nlp.make_doc(t) for t in texts]
     together = tok2vec.predict(docs)

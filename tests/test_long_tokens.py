@@ -1,6 +1,7 @@
 """One very long token (base64, minified JSON, a CJK run) costs the character models no more
 than a long word (issue 21): its piece of a character stream is capped at max_token_chars,
 both ends kept; ordinary tokens featurize exactly as without the cap."""
+
 import gzip
 import importlib
 import json
@@ -48,6 +49,7 @@ def cjk_run(n_chars: int = LONG) -> str:
 def batch_docs(vocab, long_token=None, n_docs: int = 64, n_tokens: int = 25):
     """n_docs docs of n_tokens words of 1-9 characters; long_token in the middle of the first."""
     rng = random.Random(1)
+
     def word():
         return "".join(rng.choice(BASE64) for _ in range(rng.randint(1, 9)))
 
@@ -122,8 +124,12 @@ def test_the_capped_piece_keeps_both_ends_and_the_lm_stays_aligned():
     assert len(stream) == 1 + 6 + 1 + 8 + 1 + 6 + 1
     # every read position is a separator: the forward state after each word, the backward
     # state before it, and the LMs' predictions from the word's neighbours
-    for positions, chars in ((after, stream), (before, stream), (capped.bwd_before[0], rev),
-                             (capped.bwd_after[0], rev)):
+    for positions, chars in (
+        (after, stream),
+        (before, stream),
+        (capped.bwd_before[0], rev),
+        (capped.bwd_after[0], rev),
+    ):
         assert all(chars[p] == CHAR_SEP for p in positions)
     assert before[1:].tolist() == after[:-1].tolist()
     assert capped.lm_targets.tolist() == whole.lm_targets.tolist()
@@ -147,8 +153,17 @@ def test_ordinary_tokens_featurize_as_without_the_cap():
     docs.append(Doc(nlp.vocab, words=longest_kept))
     capped = featurize(docs, VOCAB, max_length=128, with_lm_targets=True)
     whole = featurize(docs, VOCAB, max_length=128, with_lm_targets=True, max_token_chars=None)
-    names = ("word_ids", "char_ids", "char_ids_rev", "char_lengths", "fwd_after", "bwd_before",
-             "fwd_before", "bwd_after", "lm_targets")
+    names = (
+        "word_ids",
+        "char_ids",
+        "char_ids_rev",
+        "char_lengths",
+        "fwd_after",
+        "bwd_before",
+        "fwd_before",
+        "bwd_after",
+        "lm_targets",
+    )
     for name in names:
         numpy.testing.assert_array_equal(getattr(capped, name), getattr(whole, name), err_msg=name)
     strings = featurize_strings(docs, _char_vocab(), 128)
@@ -284,10 +299,25 @@ def test_long_tokens_benchmark_runs_tiny(tmp_path):
     for key, value in sizes.items():
         tiny += [f"--model.tok2vec.{key}", str(value)]
     output = tmp_path / "long.json"
-    code = bench.main([
-        "--docs", "3", "--doc-tokens", "4", "--long-chars", "3000", "--alphabet", "cjk",
-        "--repeats", "1", "--threads", "1", "--output", str(output), *tiny,
-    ])
+    code = bench.main(
+        [
+            "--docs",
+            "3",
+            "--doc-tokens",
+            "4",
+            "--long-chars",
+            "3000",
+            "--alphabet",
+            "cjk",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--output",
+            str(output),
+            *tiny,
+        ]
+    )
     assert code == 0
     rows = json.loads(output.read_text())["rows"]
     assert [r["case"] for r in rows] == list(bench.CASES)

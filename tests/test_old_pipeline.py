@@ -1,6 +1,7 @@
 """A pipeline saved before the package's layout changed (tests/data/pipeline_0_1, made by
 tests/data/make_old_pipeline.py at the commit its JSON names) loads with the current code and
 gives the same output: registered names and saved weights outlive module moves."""
+
 from pathlib import Path
 
 import numpy

@@ -85,7 +85,9 @@ def test_component_update_applies_global_clipping():
     module = nlp.get_pipe("lm_crf_ner").model.get_ref("crf_head").shims[0]._model
     before = [p.detach().clone() for p in module.parameters()]
     nlp.update(examples, sgd=optimizer)
-    moved = sum(float((p.detach() - b).norm() ** 2) for p, b in zip(module.parameters(), before)) ** 0.5
+    moved = (
+        sum(float((p.detach() - b).norm() ** 2) for p, b in zip(module.parameters(), before)) ** 0.5
+    )
     # one SGD step moves the weights by lr * (clipped) gradient: at most 0.01 * 1e-3 in norm
     assert 0 < moved <= 0.01 * 1e-3 * 1.01
 
@@ -96,7 +98,9 @@ def test_adagrad_matches_torch(initial_accumulator):
     start = rng.normal(size=(4, 3)).astype("float32")
     grads = [rng.normal(size=(4, 3)).astype("float32") for _ in range(5)]
     grads[2][0, 0] = 0.0
-    optimizer = registry.optimizers.get("spacy_lmcrf.Adagrad.v1")(0.01, initial_accumulator=initial_accumulator)
+    optimizer = registry.optimizers.get("spacy_lmcrf.Adagrad.v1")(
+        0.01, initial_accumulator=initial_accumulator
+    )
     ours = start.copy()
     for grad in grads:
         ours, _ = optimizer((0, "w"), ours, grad.copy())
@@ -118,7 +122,9 @@ def test_adagrad_applies_global_clipping_in_a_component():
     before = [p.detach().clone() for p in module.parameters()]
     nlp.update(examples, sgd=optimizer)
     # AdaGrad's first step moves every weight with a gradient by lr (times its sign)
-    steps = torch.cat([(p.detach() - b).abs().flatten() for p, b in zip(module.parameters(), before)])
+    steps = torch.cat(
+        [(p.detach() - b).abs().flatten() for p, b in zip(module.parameters(), before)]
+    )
     assert float(steps.max()) == pytest.approx(0.01, rel=1e-4)
 
 
@@ -150,7 +156,9 @@ def test_components_report_their_loss_to_the_schedule():
     nlp = make_nlp("lm_crf_ner")
     examples = ner_examples(nlp)
     nlp.initialize(lambda: examples)
-    schedule = registry.schedules.get("spacy_lmcrf.anneal_on_loss_plateau.v1")(0.01, steps_per_epoch=100)
+    schedule = registry.schedules.get("spacy_lmcrf.anneal_on_loss_plateau.v1")(
+        0.01, steps_per_epoch=100
+    )
     optimizer = registry.optimizers.get("spacy_lmcrf.SGD.v1")(learn_rate=schedule)
     # as spacy train does: update without an optimizer, then finish_update
     losses = nlp.update(examples, sgd=False)

@@ -2,6 +2,7 @@
 the tests is declared in setup.py (the package's in install_requires, the benchmarks' in the
 `bench` extra, the tests' in the `test` extra), and CI runs the README's set-up commands as
 the README writes them."""
+
 import ast
 import re
 import runpy
@@ -55,8 +56,15 @@ def _third_party_imports(directory: Path) -> Dict[str, List[str]]:
                 continue
             for name in names:
                 top = name.split(".")[0]
-                local = (path.parent / f"{top}.py").exists() or (path.parent / top / "__init__.py").exists()
-                if top in sys.stdlib_module_names or top == "__future__" or local or top in ("spacy_lmcrf", "tests"):
+                local = (path.parent / f"{top}.py").exists() or (
+                    path.parent / top / "__init__.py"
+                ).exists()
+                if (
+                    top in sys.stdlib_module_names
+                    or top == "__future__"
+                    or local
+                    or top in ("spacy_lmcrf", "tests")
+                ):
                     continue
                 found.setdefault(top, []).append(str(path.relative_to(ROOT)))
     return found
@@ -85,7 +93,9 @@ def test_every_import_is_declared(setup_kwargs, directory, extras):
         for module, files in _third_party_imports(ROOT / directory).items()
         if not _distributions(module) & declared
     }
-    assert not undeclared, f"{directory}/ imports what setup.py does not declare (with {extras}): {undeclared}"
+    assert not undeclared, (
+        f"{directory}/ imports what setup.py does not declare (with {extras}): {undeclared}"
+    )
 
 
 def test_test_extra_holds_the_bench_extra(setup_kwargs):
@@ -99,11 +109,15 @@ def test_ci_runs_the_readme_set_up_commands_verbatim():
     commands = [line.split("#")[0].strip() for line in block.splitlines()]
     install = [c for c in commands if c.startswith("pip install")]
     test = [c for c in commands if c.startswith("python -m pytest")]
-    assert install == ['pip install -c constraints.txt -e ".[test]"'] and test == ["python -m pytest tests -q"]
+    assert install == ['pip install -c constraints.txt -e ".[test]"'] and test == [
+        "python -m pytest tests -q"
+    ]
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf8").splitlines()]
     assert install[0] in ci and test[0] in ci
     assert ci.index(install[0]) < ci.index(test[0])
-    assert any(line.startswith("python3 -m venv") for line in ci)  # a new venv, not this machine's python
+    assert any(
+        line.startswith("python3 -m venv") for line in ci
+    )  # a new venv, not this machine's python
 
 
 def test_license_is_declared(setup_kwargs):

@@ -1,6 +1,7 @@
 """LM pretraining checkpoints between evaluations: every [training] checkpoint_minutes,
 and when SIGINT or SIGTERM stops the run; `--resume` from any of them continues exactly
 as the run would have gone on."""
+
 import dataclasses
 import itertools
 import json
@@ -30,10 +31,20 @@ from .test_word_lm_pretraining import tiny_config as word_config
 ROOT = Path(__file__).parents[1]
 # kind -> (task, settings reader, tiny config, model class, last file)
 KINDS = {
-    "char": (char_lm_training.CHAR_LM_TASK, char_lm_training.read_settings, char_config, BiCharLM,
-             "char_lm-last.msgpack"),
-    "word": (word_lm_training.WORD_LM_TASK, word_lm_training.read_settings, word_config, BiWordLM,
-             "word_lm-last.msgpack"),
+    "char": (
+        char_lm_training.CHAR_LM_TASK,
+        char_lm_training.read_settings,
+        char_config,
+        BiCharLM,
+        "char_lm-last.msgpack",
+    ),
+    "word": (
+        word_lm_training.WORD_LM_TASK,
+        word_lm_training.read_settings,
+        word_config,
+        BiWordLM,
+        "word_lm-last.msgpack",
+    ),
 }
 
 
@@ -107,16 +118,21 @@ def test_negative_checkpoint_minutes_is_an_error(text_dir):  # noqa: F811
 @pytest.mark.slow
 @pytest.mark.parametrize("kind,max_steps,stop_at", [("char", 50, 33), ("word", 40, 23)])
 def test_sigint_writes_a_checkpoint_that_resumes_exactly(
-    text_dir, kind, max_steps, stop_at  # noqa: F811
+    text_dir,
+    kind,
+    max_steps,
+    stop_at,  # noqa: F811
 ):
     make_config = KINDS[kind][2]
-    config = make_config(text_dir / "train", text_dir / "dev.txt", max_steps=max_steps,
-                         checkpoint_minutes=0)
+    config = make_config(
+        text_dir / "train", text_dir / "dev.txt", max_steps=max_steps, checkpoint_minutes=0
+    )
     straight, stopped = text_dir / "straight", text_dir / "stopped"
     pretrain(kind, config, straight)
     handler = signal.getsignal(signal.SIGINT)
-    record = pretrain_with_action(kind, config, stopped, stop_at,
-                                  lambda: os.kill(os.getpid(), signal.SIGINT))
+    record = pretrain_with_action(
+        kind, config, stopped, stop_at, lambda: os.kill(os.getpid(), signal.SIGINT)
+    )
     assert signal.getsignal(signal.SIGINT) is handler
     assert record["signal"] == "SIGINT" and record["step"] == stop_at
     assert checkpoint_step(stopped) == stop_at
@@ -124,19 +140,24 @@ def test_sigint_writes_a_checkpoint_that_resumes_exactly(
     assert log[-2] == {**log[-2], "event": "checkpoint", "trigger": "SIGINT", "step": stop_at}
     assert log[-1]["event"] == "end" and log[-1]["reason"] == "SIGINT"
     # (resuming under another checkpoint_minutes is allowed)
-    final = resume(kind, {**config, "training": {**config["training"], "checkpoint_minutes": 5}},
-                   stopped)
+    final = resume(
+        kind, {**config, "training": {**config["training"], "checkpoint_minutes": 5}}, stopped
+    )
     assert final["step"] == max_steps and "signal" not in final
     assert_same_run(kind, straight, stopped)
 
 
 @pytest.mark.slow
 def test_time_checkpoints_survive_a_crash_and_resume_exactly(text_dir):  # noqa: F811
-    config = char_config(text_dir / "train", text_dir / "dev.txt", max_steps=50,
-                         checkpoint_minutes=1e-9)  # due after every step
+    config = char_config(
+        text_dir / "train", text_dir / "dev.txt", max_steps=50, checkpoint_minutes=1e-9
+    )  # due after every step
     straight, crashed = text_dir / "straight", text_dir / "crashed"
-    pretrain_char_lm({**config, "training": {**config["training"], "checkpoint_minutes": 0}},
-                     straight, show_progress=False)
+    pretrain_char_lm(
+        {**config, "training": {**config["training"], "checkpoint_minutes": 0}},
+        straight,
+        show_progress=False,
+    )
     handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
 
     def crash():
@@ -147,16 +168,20 @@ def test_time_checkpoints_survive_a_crash_and_resume_exactly(text_dir):  # noqa:
     assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)] == handlers
     # step 33 crashed before its checkpoint: the last one is step 32's, written on time
     assert checkpoint_step(crashed) == 32
-    triggers = [(r["step"], r["trigger"]) for r in read_log(crashed / "log.jsonl")
-                if r["event"] == "checkpoint"]
+    triggers = [
+        (r["step"], r["trigger"])
+        for r in read_log(crashed / "log.jsonl")
+        if r["event"] == "checkpoint"
+    ]
     assert triggers == [(step, "time") for step in range(1, 33) if step != 20]
     resume("char", config, crashed)
     assert_same_run("char", straight, crashed)
 
 
 def test_a_second_signal_aborts(text_dir):  # noqa: F811
-    config = char_config(text_dir / "train", text_dir / "dev.txt", max_steps=50,
-                         checkpoint_minutes=0)
+    config = char_config(
+        text_dir / "train", text_dir / "dev.txt", max_steps=50, checkpoint_minutes=0
+    )
 
     def signal_twice():
         os.kill(os.getpid(), signal.SIGINT)
@@ -172,13 +197,28 @@ def test_a_second_signal_aborts(text_dir):  # noqa: F811
 @pytest.mark.slow
 def test_sigterm_stops_the_cli_with_a_checkpoint_that_resumes(text_dir):  # noqa: F811
     out = text_dir / "cli_out"
-    overrides = {"paths.train": str(text_dir / "train"), "paths.dev": str(text_dir / "dev.txt"),
-                 "model.hidden_size": 16, "model.embedding_size": 8, "training.batch_size": 4,
-                 "training.bptt": 16, "training.eval_every": 5, "training.max_minutes": 2}
+    overrides = {
+        "paths.train": str(text_dir / "train"),
+        "paths.dev": str(text_dir / "dev.txt"),
+        "model.hidden_size": 16,
+        "model.embedding_size": 8,
+        "training.batch_size": 4,
+        "training.bptt": 16,
+        "training.eval_every": 5,
+        "training.max_minutes": 2,
+    }
     args = [f"--{key}={value}" for key, value in overrides.items()]
     config_path = ROOT / "configs" / "charlm_en.cfg"
-    command = [sys.executable, "-m", "spacy", "lmcrf", "pretrain-char-lm", str(config_path),
-               str(out), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "spacy",
+        "lmcrf",
+        "pretrain-char-lm",
+        str(config_path),
+        str(out),
+        *args,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120

@@ -2,6 +2,7 @@
 the masks and biases do what the equations say, one-token and padded batches give no
 NaN, spacy_lmcrf.PSATok2Vec.v1 trains under a CRF and round-trips, its attention can
 be looked at and drawn."""
+
 import math
 
 import numpy
@@ -23,19 +24,37 @@ from .util import ner_examples
 
 WORD = {"@architectures": "spacy_lmcrf.WordEmbedding.v1", "width": 16, "min_freq": 1}
 CHAR = {"@architectures": "spacy_lmcrf.CharBiLSTM.v1", "char_dim": 8, "hidden": 6}
-BILSTM = {"@architectures": "spacy_lmcrf.BiLSTMEncoder.v1", "width": 16, "input_dropout": 0.0, "output_dropout": 0.0}
+BILSTM = {
+    "@architectures": "spacy_lmcrf.BiLSTMEncoder.v1",
+    "width": 16,
+    "input_dropout": 0.0,
+    "output_dropout": 0.0,
+}
 FUSION = {"@architectures": "spacy_lmcrf.ContextFusion.v1", "dropout": 0.0}
 NO_BIASES = {**FUSION, "self_disabled_mask": False, "relative_position": False, "gaussian": False}
 
 
 def psa(fusion=FUSION, **switches):
-    return {"@architectures": "spacy_lmcrf.PSATok2Vec.v1", "word_embed": WORD, "char_embed": CHAR,
-            "encoder": BILSTM, "fusion": fusion, **switches}
+    return {
+        "@architectures": "spacy_lmcrf.PSATok2Vec.v1",
+        "word_embed": WORD,
+        "char_embed": CHAR,
+        "encoder": BILSTM,
+        "fusion": fusion,
+        **switches,
+    }
 
 
 def _attention(d, **settings):
-    defaults = dict(self_disabled_mask=True, relative_position=True, gaussian=True, max_distance=2,
-                    window=10.0, position_weight=1 / 3, gaussian_weight=1 / 3)
+    defaults = dict(
+        self_disabled_mask=True,
+        relative_position=True,
+        gaussian=True,
+        max_distance=2,
+        window=10.0,
+        position_weight=1 / 3,
+        gaussian_weight=1 / 3,
+    )
     attention = PositionAwareSelfAttention(**{**defaults, **settings})
     attention.resize(d)
     return attention
@@ -92,7 +111,9 @@ def test_rows_sum_to_one_over_the_keys_a_token_may_attend_to(self_disabled_mask)
 def test_relative_position_and_gaussian_biases_by_hand():
     attention = _attention(2, max_distance=1, window=2.0, position_weight=0.5, gaussian_weight=0.25)
     with torch.no_grad():
-        attention.distance_embed.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0]]))  # W3[-1], W3[0], W3[+1]
+        attention.distance_embed.copy_(
+            torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0]])
+        )  # W3[-1], W3[0], W3[+1]
         attention.score.weight.zero_()  # w = 0: the score is the positional bias alone
     x = torch.tensor([[[1.0, 2.0], [0.0, 1.0], [3.0, -1.0]]])
     # P_ij = x_i . W3[clip(i - j, -1, 1)]; e.g. P_02: i - j = -2 -> W3[-1] = (1, 0) -> 1
@@ -102,7 +123,9 @@ def test_relative_position_and_gaussian_biases_by_hand():
     torch.testing.assert_close(attention.scores(x)[0], 0.5 * P + 0.25 * G)
     weights = attention.weights(x, torch.tensor([3]))[0]
     # row 0 under M: keys 1 and 2 with scores 0.5 - 0.125 and 0.5 - 0.5
-    torch.testing.assert_close(weights[0], torch.tensor([0.0, math.exp(0.375), 1.0]) / (math.exp(0.375) + 1))
+    torch.testing.assert_close(
+        weights[0], torch.tensor([0.0, math.exp(0.375), 1.0]) / (math.exp(0.375) + 1)
+    )
 
 
 @pytest.mark.parametrize("dense_fill", [0.0, 2.0], ids=["padded-grid", "allowed-pairs"])
@@ -114,12 +137,23 @@ def test_additive_score_is_equation_6_on_allowed_pairs(dense_fill, monkeypatch):
     allowed = attention.allowed(torch.tensor([3, 2]), 3)
     with torch.no_grad():
         scores = attention.scores(x, allowed)
-        W1, W2, b, w = attention.query.weight, attention.key.weight, attention.key.bias, attention.score.weight[0]
+        W1, W2, b, w = (
+            attention.query.weight,
+            attention.key.weight,
+            attention.key.bias,
+            attention.score.weight[0],
+        )
         for n in range(2):
             for i in range(3):
                 for j in range(3):
-                    expected = float(w @ torch.tanh(W1 @ x[n, i] + W2 @ x[n, j] + b)) if allowed[n, i, j] else -1e4
-                    assert math.isclose(float(scores[n, i, j]), expected, rel_tol=1e-5, abs_tol=1e-6), (n, i, j)
+                    expected = (
+                        float(w @ torch.tanh(W1 @ x[n, i] + W2 @ x[n, j] + b))
+                        if allowed[n, i, j]
+                        else -1e4
+                    )
+                    assert math.isclose(
+                        float(scores[n, i, j]), expected, rel_tol=1e-5, abs_tol=1e-6
+                    ), (n, i, j)
 
 
 def test_paper_gaussian_window_and_switches():
@@ -195,7 +229,9 @@ def _check_overfit_and_round_trip(nlp, tok2vec, examples, losses):
     with make_tempdir() as tmp:
         nlp.to_disk(tmp)
         assert _ents(spacy.load(tmp).pipe(texts)) == predicted
-    nlp2 = _nlp(tok2vec)  # never initialized: the fusion layers take their sizes from the saved state
+    nlp2 = _nlp(
+        tok2vec
+    )  # never initialized: the fusion layers take their sizes from the saved state
     nlp2.from_bytes(nlp.to_bytes())
     assert _ents(nlp2.pipe(texts)) == predicted
 
@@ -207,10 +243,21 @@ def test_fusion_layers_are_sized_to_their_inputs_and_all_off_is_the_baseline():
     assert module.input_fusion.width == 16 + 12 and module.output_fusion.width == 16
     assert module.input_fusion.attention is not module.output_fusion.attention
     baseline = _nlp(psa(fuse_input=False, fuse_output=False))
-    word_char = _nlp({"@architectures": "spacy_lmcrf.WordCharTok2Vec.v1", "word_embed": WORD, "char_embed": CHAR,
-                      "encoder": BILSTM})
+    word_char = _nlp(
+        {
+            "@architectures": "spacy_lmcrf.WordCharTok2Vec.v1",
+            "word_embed": WORD,
+            "char_embed": CHAR,
+            "encoder": BILSTM,
+        }
+    )
     shapes = [
-        {k: tuple(v.shape) for k, v in get_module(n.get_pipe("lm_crf_ner").model.get_ref("tok2vec")).state_dict().items()}
+        {
+            k: tuple(v.shape)
+            for k, v in get_module(n.get_pipe("lm_crf_ner").model.get_ref("tok2vec"))
+            .state_dict()
+            .items()
+        }
         for n in (baseline, word_char)
     ]
     assert shapes[0] == shapes[1]
@@ -226,9 +273,15 @@ def test_get_attention_and_heatmap(trained_psa, tmp_path):
         assert matrix.shape == (6, 6)
         numpy.testing.assert_allclose(matrix.sum(1), 1.0, rtol=1e-5)
         assert (matrix.diagonal() == 0).all()
-    doc = Doc(nlp.vocab, words=["Peter", "lives", ".", "Berlin", "!"], sent_starts=[True, False, False, True, False])
+    doc = Doc(
+        nlp.vocab,
+        words=["Peter", "lives", ".", "Berlin", "!"],
+        sent_starts=[True, False, False, True, False],
+    )
     matrix = get_attention(nlp, doc)["output"]
-    assert (matrix[:3, 3:] == 0).all() and (matrix[3:, :3] == 0).all()  # sentences do not see each other
+    assert (matrix[:3, 3:] == 0).all() and (
+        matrix[3:, :3] == 0
+    ).all()  # sentences do not see each other
     numpy.testing.assert_allclose(matrix.sum(1), 1.0, rtol=1e-5)
     single = get_attention(nlp, "Berlin")
     assert all(m.shape == (1, 1) and not numpy.isnan(m).any() for m in single.values())
@@ -242,13 +295,20 @@ def test_get_attention_and_heatmap(trained_psa, tmp_path):
     assert heatmap.main([str(model), text, str(out), "--title", "tiny test model"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     focus = tmp_path / "focus.png"
-    assert heatmap.main([str(model), text, str(focus), "--focus", "lives", "--component", "lm_crf_ner"]) == 0
+    assert (
+        heatmap.main(
+            [str(model), text, str(focus), "--focus", "lives", "--component", "lm_crf_ner"]
+        )
+        == 0
+    )
     assert focus.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert heatmap.main([str(model), text, str(focus), "--focus", "Paris"]) == 1
 
 
 def test_get_attention_names_what_is_missing():
-    plain = _nlp({"@architectures": "spacy_lmcrf.WordCharTok2Vec.v1", "word_embed": WORD, "encoder": BILSTM})
+    plain = _nlp(
+        {"@architectures": "spacy_lmcrf.WordCharTok2Vec.v1", "word_embed": WORD, "encoder": BILSTM}
+    )
     plain.initialize(lambda: ner_examples(plain))
     with pytest.raises(ValueError, match="No PSA tok2vec"):
         get_attention(plain, "Peter lives in Berlin")

@@ -1,5 +1,6 @@
 """Reliability of a trained pipeline: threads, divergence, unalignable gold spans, and
 damaged or mismatched files refused on load (issue 21)."""
+
 import random
 import shutil
 import threading
@@ -28,7 +29,10 @@ TEXTS = [
 
 def _annotations(docs):
     return [
-        ([(e.start, e.end, e.label_) for e in doc.ents], doc.spans["lm_crf_ner"].attrs["scores"].tolist())
+        (
+            [(e.start, e.end, e.label_) for e in doc.ents],
+            doc.spans["lm_crf_ner"].attrs["scores"].tolist(),
+        )
         for doc in docs
     ]
 
@@ -86,7 +90,9 @@ def test_training_after_predict_uses_dropout_again(trained_dir):
     docs = [eg.predicted for eg in examples]
     a, _ = ner.model.begin_update(docs)
     b, _ = ner.model.begin_update(docs)
-    assert not numpy.array_equal(a.groups[0].potentials.detach().numpy(), b.groups[0].potentials.detach().numpy())
+    assert not numpy.array_equal(
+        a.groups[0].potentials.detach().numpy(), b.groups[0].potentials.detach().numpy()
+    )
 
 
 @pytest.mark.parametrize("optimizer", [lambda: Adam(100.0), lambda: SGD(1e6)], ids=["adam", "sgd"])
@@ -132,7 +138,10 @@ def test_spans_mask_unalignable_gold_spans():
     nlp = make_nlp("lm_crf_spans", {"spans_key": "chunks"})
     predicted = Doc(nlp.vocab, words=["NewYork", "is", "big"])
     reference = Doc(nlp.vocab, words=["New", "York", "is", "big"])
-    reference.spans["chunks"] = [Span(reference, 0, 1, label="NP"), Span(reference, 2, 3, label="VP")]
+    reference.spans["chunks"] = [
+        Span(reference, 0, 1, label="NP"),
+        Span(reference, 2, 3, label="VP"),
+    ]
     example = Example(predicted, reference)
     spans = nlp.get_pipe("lm_crf_spans")
     spans.add_label("NP")

@@ -1,4 +1,5 @@
 """LM-LSTM-CRF's tok2vec shared through spaCy's tok2vec component and listeners."""
+
 import pytest
 import spacy
 from spacy.tokens import Doc
@@ -31,8 +32,15 @@ def _examples(nlp):
 
 def _shared_nlp():
     nlp = spacy.blank("en")
-    nlp.add_pipe("tok2vec", config={"model": {"@architectures": "spacy_lmcrf.LMLSTMTok2Vec.v1", **TINY_TOK2VEC}})
-    listener = {"@architectures": "spacy.Tok2VecListener.v1", "width": TINY_TOK2VEC["width"], "upstream": "*"}
+    nlp.add_pipe(
+        "tok2vec",
+        config={"model": {"@architectures": "spacy_lmcrf.LMLSTMTok2Vec.v1", **TINY_TOK2VEC}},
+    )
+    listener = {
+        "@architectures": "spacy.Tok2VecListener.v1",
+        "width": TINY_TOK2VEC["width"],
+        "upstream": "*",
+    }
     nlp.add_pipe("lm_crf_ner", config={"model": {"tok2vec": listener}})
     nlp.add_pipe("lm_crf_tagger", config={"model": {"tok2vec": listener}})
     return nlp
@@ -94,7 +102,15 @@ def test_shared_lm_loss_is_reported_once_under_the_tok2vec():
     assert losses["tok2vec_lm"] == pytest.approx(computed)  # two listeners, counted once
     assert "lm_crf_ner_lm" not in losses and "lm_crf_tagger_lm" not in losses
     # also when the first listener sits out the batch (no NER annotation)
-    no_ner = [Example(eg.predicted, Doc(nlp.vocab, words=[t.text for t in eg.reference], tags=[t.tag_ for t in eg.reference])) for eg in examples]
+    no_ner = [
+        Example(
+            eg.predicted,
+            Doc(
+                nlp.vocab, words=[t.text for t in eg.reference], tags=[t.tag_ for t in eg.reference]
+            ),
+        )
+        for eg in examples
+    ]
     computed, losses = _lm_losses(nlp, no_ner)
     assert losses["tok2vec_lm"] == pytest.approx(computed)
     # and in a pipeline loaded from disk, trained without initialize

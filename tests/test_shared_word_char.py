@@ -1,5 +1,6 @@
 """A tok2vec composed of the baselines' parts, shared by lm_crf_ner and lm_crf_tagger
 through spaCy's tok2vec component and listeners."""
+
 import pytest
 import spacy
 from spacy.util import make_tempdir
@@ -12,9 +13,18 @@ from .test_shared_tok2vec import _examples
 TOK2VEC = {
     "@architectures": "spacy_lmcrf.WordCharTok2Vec.v1",
     "word_embed": {"@architectures": "spacy_lmcrf.WordEmbedding.v1", "width": 16, "min_freq": 1},
-    "char_embed": {"@architectures": "spacy_lmcrf.CharCNN.v1", "char_dim": 8, "filters": 8, "dropout": 0.0},
-    "encoder": {"@architectures": "spacy_lmcrf.BiLSTMEncoder.v1", "width": 16, "input_dropout": 0.0,
-                "output_dropout": 0.0},
+    "char_embed": {
+        "@architectures": "spacy_lmcrf.CharCNN.v1",
+        "char_dim": 8,
+        "filters": 8,
+        "dropout": 0.0,
+    },
+    "encoder": {
+        "@architectures": "spacy_lmcrf.BiLSTMEncoder.v1",
+        "width": 16,
+        "input_dropout": 0.0,
+        "output_dropout": 0.0,
+    },
 }
 LISTENER = {"@architectures": "spacy.Tok2VecListener.v1", "width": 16, "upstream": "*"}
 
@@ -45,7 +55,9 @@ def test_shared_word_char_tok2vec_trains_both_heads_and_sees_all_docs():
     texts = [eg.reference.text for eg in examples[:4]]
     docs = list(nlp.pipe(texts))
     assert _ents(docs) == _ents(eg.reference for eg in examples[:4])
-    assert [[t.tag_ for t in d] for d in docs] == [[t.tag_ for t in eg.reference] for eg in examples[:4]]
+    assert [[t.tag_ for t in d] for d in docs] == [
+        [t.tag_ for t in eg.reference] for eg in examples[:4]
+    ]
     with make_tempdir() as tmp:
         nlp.to_disk(tmp)
         docs2 = list(spacy.load(tmp).pipe(texts))

@@ -1,6 +1,7 @@
 """Span probabilities against brute-force enumeration of every tag sequence of small CRFs."""
+
 import itertools
-from functools import lru_cache
+from functools import cache
 from typing import Dict, List, Tuple
 
 import numpy
@@ -33,7 +34,7 @@ Chunk = Tuple[int, int, str]
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sequences(
     scheme: str, length: int, constrained: bool, outside: Tuple[int, ...] = ()
 ) -> List[Tuple[numpy.ndarray, List[Chunk]]]:
@@ -89,7 +90,10 @@ def _random_scores(ner, seed: int) -> CRFScores:
         pots = module(x, lengths)
     if seed % 2:
         # every segment in a group of its own, as a batch of very different lengths gets
-        groups = [CRFGroup(pots[s : s + 1, :n], lengths[s : s + 1], [s]) for s, n in enumerate(lengths.tolist())]
+        groups = [
+            CRFGroup(pots[s : s + 1, :n], lengths[s : s + 1], [s])
+            for s, n in enumerate(lengths.tolist())
+        ]
         return CRFScores(groups, SEGMENTS, DOC_LENGTHS)
     return CRFScores([CRFGroup(pots, lengths, list(range(len(SEGMENTS))))], SEGMENTS, DOC_LENGTHS)
 
@@ -103,7 +107,9 @@ def test_decoded_span_probabilities_brute_force(scheme, pairwise, spaces):
     that the sequence decodes to a span with its boundaries and label. Whitespace
     tokens (at the doc positions spaces) are O in every sequence."""
     nlp, ner = _labeler(scheme, pairwise)
-    docs = [Doc(nlp.vocab, words=["\n" if i in spaces else "w" for i in range(n)]) for n in DOC_LENGTHS]
+    docs = [
+        Doc(nlp.vocab, words=["\n" if i in spaces else "w" for i in range(n)]) for n in DOC_LENGTHS
+    ]
     n_checked = 0
     for seed in range(12):
         scores = _random_scores(ner, seed)
@@ -113,11 +119,21 @@ def test_decoded_span_probabilities_brute_force(scheme, pairwise, spaces):
             group, row = rows[s]
             segment_pots = group.potentials[row].double().numpy()
             outside = tuple(i - start for i in spaces if doc_i == 0 and start <= i < end)
-            expected = _brute_span_probs(segment_pots, end - start, scheme, pairwise != "none", outside)
-            for (span_start, span_end, label), prob in zip(prediction.spans[doc_i], prediction.span_scores[doc_i]):
+            expected = _brute_span_probs(
+                segment_pots, end - start, scheme, pairwise != "none", outside
+            )
+            for (span_start, span_end, label), prob in zip(
+                prediction.spans[doc_i], prediction.span_scores[doc_i]
+            ):
                 if start <= span_start < end:
                     key = (span_start - start, span_end - start, label)
-                    assert abs(float(prob) - expected[key]) < TOLERANCE, (seed, s, key, prob, expected[key])
+                    assert abs(float(prob) - expected[key]) < TOLERANCE, (
+                        seed,
+                        s,
+                        key,
+                        prob,
+                        expected[key],
+                    )
                     n_checked += 1
     assert n_checked >= 20
 
@@ -128,9 +144,13 @@ def test_chunk_log_prob_every_span_brute_force(scheme):
     names = tag_names(LABELS, scheme)
     n_tags, lengths = len(names), [4, 3, 1]
     gen = torch.Generator().manual_seed(3)
-    pots = torch.randn(len(lengths), max(lengths), n_tags, n_tags, generator=gen, dtype=torch.float64)
+    pots = torch.randn(
+        len(lengths), max(lengths), n_tags, n_tags, generator=gen, dtype=torch.float64
+    )
     lengths_t = torch.tensor(lengths)
-    label_tags = [[i for i, name in enumerate(names) if name.endswith(f"-{label}")] for label in LABELS]
+    label_tags = [
+        [i for i, name in enumerate(names) if name.endswith(f"-{label}")] for label in LABELS
+    ]
     queries = [
         (b, start, end, k)
         for b, n in enumerate(lengths)
@@ -141,7 +161,11 @@ def test_chunk_log_prob_every_span_brute_force(scheme):
     alpha, beta, log_z = forward_backward(pots, lengths_t)
     tables = (torch.from_numpy(t) for t in chunk_boundaries(names, scheme))
     result = chunk_log_prob(
-        pots, alpha, beta, log_z, lengths_t,
+        pots,
+        alpha,
+        beta,
+        log_z,
+        lengths_t,
         *(torch.tensor([q[i] for q in queries]) for i in range(3)),
         torch.tensor([label_tags[q[3]] for q in queries]),
         *tables,
@@ -158,7 +182,14 @@ def test_iob1_span_continued_from_the_left_is_not_counted():
     lengths = torch.tensor([2])
     alpha, beta, log_z = forward_backward(pots, lengths)
     prob = chunk_log_prob(
-        pots, alpha, beta, log_z, lengths, torch.tensor([0]), torch.tensor([1]), torch.tensor([2]),
+        pots,
+        alpha,
+        beta,
+        log_z,
+        lengths,
+        torch.tensor([0]),
+        torch.tensor([1]),
+        torch.tensor([2]),
         torch.tensor([[names.index("B-A"), names.index("I-A")]]),
         *(torch.from_numpy(t) for t in chunk_boundaries(names, "IOB1")),
     ).exp()

@@ -1,6 +1,7 @@
 """TagLM (Peters et al. 2017): the bidirectional LM embeddings are the LMs' top-layer
 states exactly, batched or not; the LMs stay fixed while the tagger trains; the three
 places of Table 5 build and train; the tagger overfits, saves and loads without the LM file."""
+
 import numpy
 import pytest
 import spacy
@@ -23,8 +24,12 @@ def lm_path(tmp_path_factory):
 
 
 def bilm(lm_path, **settings):
-    return {"@architectures": "spacy_lmcrf.BiLMEmbeddings.v1", "lm_path": str(lm_path),
-            "output_size": PROJECTION, **settings}
+    return {
+        "@architectures": "spacy_lmcrf.BiLMEmbeddings.v1",
+        "lm_path": str(lm_path),
+        "output_size": PROJECTION,
+        **settings,
+    }
 
 
 WORD = {"@architectures": "spacy_lmcrf.WordEmbedding.v1", "width": 8, "min_freq": 1}
@@ -33,9 +38,18 @@ CHAR_CNN = {"@architectures": "spacy_lmcrf.CharCNN.v1", "char_dim": 4, "filters"
 
 
 def taglm(lm_path, lm_position="layer1", char_embed=CHAR_GRU, cell="gru", **settings):
-    return {"@architectures": "spacy_lmcrf.TagLMTok2Vec.v1", "word_embed": WORD, "char_embed": char_embed,
-            "bilm": bilm(lm_path) if lm_path else None, "cell": cell, "width": 12,
-            "lm_position": lm_position, "input_dropout": 0.0, "output_dropout": 0.0, **settings}
+    return {
+        "@architectures": "spacy_lmcrf.TagLMTok2Vec.v1",
+        "word_embed": WORD,
+        "char_embed": char_embed,
+        "bilm": bilm(lm_path) if lm_path else None,
+        "cell": cell,
+        "width": 12,
+        "lm_position": lm_position,
+        "input_dropout": 0.0,
+        "output_dropout": 0.0,
+        **settings,
+    }
 
 
 def embedder(lm_path, **settings):
@@ -67,7 +81,13 @@ def test_lm_embeddings_are_the_top_layer_states(lm_path):
 
 def test_batched_equals_unbatched_and_sentences_are_read_separately(lm_path):
     nlp, model = embedder(lm_path, group_size=2)
-    texts = ["Prices rose", "EU rejects German call to boycott British lamb .", "", "ham " * 40, "I"]
+    texts = [
+        "Prices rose",
+        "EU rejects German call to boycott British lamb .",
+        "",
+        "ham " * 40,
+        "I",
+    ]
     docs = [Doc(nlp.vocab, words=t.split()) for t in texts]
     for batched, alone in zip(rows(model, docs), [rows(model, [doc])[0] for doc in docs]):
         numpy.testing.assert_allclose(batched, alone, rtol=1e-5, atol=1e-6)
@@ -119,7 +139,8 @@ def test_each_injection_point_builds_and_trains_with_the_lms_fixed(lm_path, posi
     assert encoder.first_layer.n_in == features + (lm_width if position == "input" else 0)
     assert encoder.second_layer.n_in == 12 + (lm_width if position == "layer1" else 0)
     assert nlp.get_pipe("lm_crf_ner").model.get_ref("tok2vec").get_dim("nO") == 12 + (
-        lm_width if position == "layer2" else 0)
+        lm_width if position == "layer2" else 0
+    )
     lms = _bilm_module(nlp)
     before = {k: v.clone() for k, v in lms.state_dict().items()}
     optimizer = Adam(0.02)
@@ -166,8 +187,10 @@ def test_overfitting_IO(lm_path, tmp_path):
         try:
             loaded = spacy.load(tmp)
             assert _ents(loaded.pipe(texts)) == predicted
-            assert torch.equal(_bilm_module(loaded).backward_lm.lstm.weight_hr_l0,
-                               _bilm_module(nlp).backward_lm.lstm.weight_hr_l0)
+            assert torch.equal(
+                _bilm_module(loaded).backward_lm.lstm.weight_hr_l0,
+                _bilm_module(nlp).backward_lm.lstm.weight_hr_l0,
+            )
         finally:
             moved.rename(lm_path)
 
@@ -177,8 +200,13 @@ def test_chunker_with_cnn_characters_lstm_layers_and_no_lm():
     """The paper's chunking tagger shape (character CNN, LSTM layers), as the baseline
     without LM (bilm = None): overfits and round-trips."""
     nlp = spacy.blank("en")
-    nlp.add_pipe("lm_crf_spans", config={"spans_key": "chunks", "model": {
-        "tok2vec": taglm(None, char_embed=CHAR_CNN, cell="lstm", output_dropout=0.0)}})
+    nlp.add_pipe(
+        "lm_crf_spans",
+        config={
+            "spans_key": "chunks",
+            "model": {"tok2vec": taglm(None, char_embed=CHAR_CNN, cell="lstm", output_dropout=0.0)},
+        },
+    )
     examples = chunk_examples(nlp)
     nlp.initialize(lambda: examples)
     assert not any(n.name == "bilm_embeddings" for n in nlp.get_pipe("lm_crf_spans").model.walk())

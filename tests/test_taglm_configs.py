@@ -2,6 +2,7 @@
 as the baseline without LM, at each injection point); TagLM's schedule divides the
 rate after the best dev score and stops `spacy train` cleanly; it fails loudly when no
 logger reports dev scores."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -54,24 +55,36 @@ def test_debug_config(task, data):
     debug_config(CONFIGS / f"taglm_{task}.cfg", overrides=overrides(task, data))
 
 
-@pytest.mark.parametrize("task,with_lm,position", [
-    ("ner", True, "layer1"), ("ner", True, "input"), ("ner", True, "layer2"), ("ner", False, "layer1"),
-    ("chunk", True, "layer1"),
-])
+@pytest.mark.parametrize(
+    "task,with_lm,position",
+    [
+        ("ner", True, "layer1"),
+        ("ner", True, "input"),
+        ("ner", True, "layer2"),
+        ("ner", False, "layer1"),
+        ("chunk", True, "layer1"),
+    ],
+)
 @pytest.mark.slow
 def test_config_initializes_and_trains(task, with_lm, position, data):
     component = TASKS[task][0]
-    config = load_config(CONFIGS / f"taglm_{task}.cfg",
-                         overrides=overrides(task, data, with_lm, lm_position=position))
+    config = load_config(
+        CONFIGS / f"taglm_{task}.cfg",
+        overrides=overrides(task, data, with_lm, lm_position=position),
+    )
     nlp = init_nlp(config)
-    optimizer, train_corpus = resolve_dot_names(nlp.config.interpolate(), ["training.optimizer", "corpora.train"])
+    optimizer, train_corpus = resolve_dot_names(
+        nlp.config.interpolate(), ["training.optimizer", "corpora.train"]
+    )
     schedule = optimizer.schedules["learn_rate"]
     assert isinstance(schedule, DropAfterBestDevSchedule) and optimizer.grad_norm_clip == 5.0
     assert schedule in claim_listeners()  # as the logger of `spacy train` does
     examples = list(train_corpus(nlp))
     first = nlp.update(examples, sgd=optimizer)[component]
     optimizer.step_schedules()
-    publish_dev_score([schedule], {"score": 0.0, "step": 0, "epoch": 0})  # spaCy evaluates at step 0
+    publish_dev_score(
+        [schedule], {"score": 0.0, "step": 0, "epoch": 0}
+    )  # spaCy evaluates at step 0
     for _ in range(4):
         last = nlp.update(examples, sgd=optimizer)[component]
         optimizer.step_schedules()
@@ -81,8 +94,18 @@ def test_config_initializes_and_trains(task, with_lm, position, data):
 
 
 def schedule(**settings):
-    return registry.resolve({"s": {"@schedules": "spacy_lmcrf.drop_after_best_dev.v1", "initial_rate": 1.0,
-                                   "steps_per_epoch": 2, "epochs_per_drop": 1, "patience": 2, **settings}})["s"]
+    return registry.resolve(
+        {
+            "s": {
+                "@schedules": "spacy_lmcrf.drop_after_best_dev.v1",
+                "initial_rate": 1.0,
+                "steps_per_epoch": 2,
+                "epochs_per_drop": 1,
+                "patience": 2,
+                **settings,
+            }
+        }
+    )["s"]
 
 
 def test_schedule_divides_after_the_best_score_then_stops():
@@ -132,11 +155,24 @@ def test_spacy_train_divides_the_rate_and_stops(tmp_path, data):
     cli = [f"--{key}={value}" for key, value in overrides("ner", data).items()]
     out = tmp_path / "out"
     train = subprocess.run(
-        [sys.executable, "-m", "spacy", "train", str(CONFIGS / "taglm_ner.cfg"), "--output", str(out),
-         "--training.eval_frequency=1", "--training.max_steps=300", "--training.max_epochs=0",
-         "--training.optimizer.learn_rate.patience=1", "--training.optimizer.learn_rate.epochs_per_drop=2",
-         *cli],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "train",
+            str(CONFIGS / "taglm_ner.cfg"),
+            "--output",
+            str(out),
+            "--training.eval_frequency=1",
+            "--training.max_steps=300",
+            "--training.max_epochs=0",
+            "--training.optimizer.learn_rate.patience=1",
+            "--training.optimizer.learn_rate.epochs_per_drop=2",
+            *cli,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert train.returncode == 0, train.stderr[-3000:] + train.stdout[-3000:]
     assert train.stdout.count("learning rate 0.0001 for 2 epochs (phase 1 of 2)") == 1

@@ -119,11 +119,7 @@ def _is_allowed(tags: Sequence[str], scheme: str) -> bool:
     ids = [names.index(tag) for tag in tags]
     if not ids:
         return True
-    return bool(
-        start[ids[0]]
-        and end[ids[-1]]
-        and all(allowed[i, j] for i, j in zip(ids, ids[1:]))
-    )
+    return bool(start[ids[0]] and end[ids[-1]] and all(allowed[i, j] for i, j in zip(ids, ids[1:])))
 
 
 def test_tag_names():
@@ -322,9 +318,7 @@ def test_allowed_transitions_bioes():
     assert [b for b in names if may("B-PER", b)] == ["I-PER", "E-PER"]
     assert [b for b in names if may("I-PER", b)] == ["I-PER", "E-PER"]
     for closed in ("O", "E-PER", "S-ORG"):
-        assert [b for b in names if may(closed, b)] == [
-            "O", "B-PER", "S-PER", "B-ORG", "S-ORG"
-        ]
+        assert [b for b in names if may(closed, b)] == ["O", "B-PER", "S-PER", "B-ORG", "S-ORG"]
     assert [n for n in names if start[index[n]]] == ["O", "B-PER", "S-PER", "B-ORG", "S-ORG"]
     assert [n for n in names if end[index[n]]] == ["O", "E-PER", "S-PER", "E-ORG", "S-ORG"]
 

@@ -1,5 +1,6 @@
 """The timed logger, the budget callback and the gold-token corpus reader, through `spacy train`
 where it matters (entry points only, no --code)."""
+
 import json
 import os
 import subprocess
@@ -39,17 +40,32 @@ def test_timed_logger_in_spacy_train(tmp_path, sample_corpus):
     log = tmp_path / "logs" / "log.jsonl"
     result = subprocess.run(
         [
-            sys.executable, "-m", "spacy", "train", str(ROOT / "configs" / "lmcrf_ner.cfg"),
-            "--output", str(tmp_path / "out"),
-            "--paths.train", str(sample_corpus / "train.spacy"),
-            "--paths.dev", str(sample_corpus / "dev.spacy"),
-            "--corpora.dev.limit", "20",
-            "--training.max_steps", "6", "--training.eval_frequency", "2",
-            "--training.logger.@loggers", "spacy_lmcrf.TimedLogger.v1",
-            "--training.logger.path", str(log),
+            sys.executable,
+            "-m",
+            "spacy",
+            "train",
+            str(ROOT / "configs" / "lmcrf_ner.cfg"),
+            "--output",
+            str(tmp_path / "out"),
+            "--paths.train",
+            str(sample_corpus / "train.spacy"),
+            "--paths.dev",
+            str(sample_corpus / "dev.spacy"),
+            "--corpora.dev.limit",
+            "20",
+            "--training.max_steps",
+            "6",
+            "--training.eval_frequency",
+            "2",
+            "--training.logger.@loggers",
+            "spacy_lmcrf.TimedLogger.v1",
+            "--training.logger.path",
+            str(log),
             *tiny_cli(),
         ],
-        capture_output=True, text=True, env=ENV,
+        capture_output=True,
+        text=True,
+        env=ENV,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ENTS_F" in result.stdout  # the console table still prints
@@ -88,8 +104,11 @@ def test_stop_after_minutes(monkeypatch, capsys):
 
 def _chunk_docbin(path: Path) -> None:
     nlp = spacy.blank("en")
-    doc = Doc(nlp.vocab, words=["all-rounder", "Phil", "won", "1996-08-30"],
-              sent_starts=[True, False, False, False])
+    doc = Doc(
+        nlp.vocab,
+        words=["all-rounder", "Phil", "won", "1996-08-30"],
+        sent_starts=[True, False, False, False],
+    )
     doc.spans["chunks"] = [Span(doc, 0, 2, "NP"), Span(doc, 2, 3, "VP")]
     doc.set_ents([Span(doc, 1, 2, "PER")], default="outside")
     DocBin(docs=[doc]).to_disk(path)
@@ -101,8 +120,13 @@ def test_gold_token_corpus_keeps_tokens_and_span_groups(tmp_path):
     nlp = spacy.blank("en")
     (example,) = list(reader(nlp))
     assert [t.text for t in example.predicted] == ["all-rounder", "Phil", "won", "1996-08-30"]
-    assert [t.text for t in nlp.make_doc(example.reference.text)] != [t.text for t in example.predicted]
-    assert [(s.start, s.end, s.label_) for s in example.reference.spans["chunks"]] == [(0, 2, "NP"), (2, 3, "VP")]
+    assert [t.text for t in nlp.make_doc(example.reference.text)] != [
+        t.text for t in example.predicted
+    ]
+    assert [(s.start, s.end, s.label_) for s in example.reference.spans["chunks"]] == [
+        (0, 2, "NP"),
+        (2, 3, "VP"),
+    ]
     assert [(e.start, e.end, e.label_) for e in example.reference.ents] == [(1, 2, "PER")]
     assert not example.predicted.has_annotation("ENT_IOB")
 

@@ -1,5 +1,6 @@
 """lm_crf_ner over spacy-transformers' TransformerListener (configs/transformer_crf_ner.cfg),
 with a tiny BERT built from a local config: no model hub, no download."""
+
 import shutil
 from pathlib import Path
 
@@ -19,10 +20,19 @@ HIDDEN = 16
 
 def _tiny_bert(path: Path) -> Path:
     words = sorted({w.lower() for text, _ in NER_DATA for w in text.split()})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set("".join(words)) | set(words))]
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *sorted(set("".join(words)) | set(words)),
+    ]
     path.mkdir()
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
-    transformers.BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True).save_pretrained(path)
+    transformers.BertTokenizerFast(
+        vocab_file=str(path / "vocab.txt"), do_lower_case=True
+    ).save_pretrained(path)
     config = transformers.BertConfig(
         vocab_size=len(vocab),
         hidden_size=HIDDEN,
@@ -50,7 +60,9 @@ def test_crf_over_transformer_listener_trains_saves_and_loads(tmp_path):
     }
     nlp = init_nlp(load_config(CONFIG, overrides=overrides))
     assert nlp.pipe_names == ["transformer", "lm_crf_ner"]
-    optimizer, train_corpus = resolve_dot_names(nlp.config.interpolate(), ["training.optimizer", "corpora.train"])
+    optimizer, train_corpus = resolve_dot_names(
+        nlp.config.interpolate(), ["training.optimizer", "corpora.train"]
+    )
     examples = list(train_corpus(nlp))
     bert = nlp.get_pipe("transformer").model.transformer
     embeddings = bert.embeddings.word_embeddings.weight.detach().clone()
@@ -59,14 +71,18 @@ def test_crf_over_transformer_listener_trains_saves_and_loads(tmp_path):
         losses.append(nlp.update(examples, sgd=optimizer)["lm_crf_ner"])
         optimizer.step_schedules()
     assert losses[-1] < losses[0] / 4
-    assert not bert.embeddings.word_embeddings.weight.detach().equal(embeddings)  # the listener's gradient arrived
+    assert not bert.embeddings.word_embeddings.weight.detach().equal(
+        embeddings
+    )  # the listener's gradient arrived
     texts = [eg.reference.text for eg in examples]
     predicted = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
     with make_tempdir() as tmp:
         nlp.to_disk(tmp)
         shutil.rmtree(model_dir)  # the saved pipeline carries the transformer
         nlp2 = spacy.load(tmp)
-        assert [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp2.pipe(texts)] == predicted
+        assert [
+            [(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp2.pipe(texts)
+        ] == predicted
 
 
 def test_wrong_width_is_a_clear_error(tmp_path):

@@ -1,6 +1,7 @@
 """The baselines' parts (word embeddings, character encoders, context encoders) composed
 into tok2vecs: each trains under a CRF, saves and loads, and the parts do what their
 papers say."""
+
 import numpy
 import pytest
 import spacy
@@ -33,7 +34,11 @@ BIGRU = {"@architectures": "spacy_lmcrf.BiGRUEncoder.v1", "width": 16, "depth": 
 
 
 def word_char(word=WORD, char=None, encoder=None):
-    config = {"@architectures": "spacy_lmcrf.WordCharTok2Vec.v1", "word_embed": word, "max_length": 128}
+    config = {
+        "@architectures": "spacy_lmcrf.WordCharTok2Vec.v1",
+        "word_embed": word,
+        "max_length": 128,
+    }
     if char is not None:
         config["char_embed"] = char
     if encoder is not None:
@@ -53,12 +58,18 @@ TOK2VECS = [
     pytest.param(word_char(encoder=BILSTM), id="words+bilstm(Huang)"),
     pytest.param(word_char(char=CHAR_BILSTM, encoder=BILSTM), id="char-bilstm(Lample)"),
     pytest.param(word_char(char=CHAR_CNN, encoder=BILSTM), id="char-cnn(Ma&Hovy)"),
-    pytest.param(word_char({**WORD, "zero_digits": True}, CHAR_BIGRU, BIGRU), id="char-bigru+bigru(Yang)"),
     pytest.param(
-        word_char(char=CHAR_BILSTM, encoder={**BILSTM, "locked_dropout": True, "input_dropout": 0.1}),
+        word_char({**WORD, "zero_digits": True}, CHAR_BIGRU, BIGRU), id="char-bigru+bigru(Yang)"
+    ),
+    pytest.param(
+        word_char(
+            char=CHAR_BILSTM, encoder={**BILSTM, "locked_dropout": True, "input_dropout": 0.1}
+        ),
         id="locked-dropout(Flair)",
     ),
-    pytest.param(word_char({**WORD, "fine_tune": False}, CHAR_CNN), id="frozen-words+cnn,no-encoder"),
+    pytest.param(
+        word_char({**WORD, "fine_tune": False}, CHAR_CNN), id="frozen-words+cnn,no-encoder"
+    ),
     pytest.param(
         {"@architectures": "spacy_lmcrf.TorchEncoder.v1", "tok2vec": HASH_EMBED, "encoder": BIGRU},
         id="bigru-over-spacy-MultiHashEmbed",
@@ -67,8 +78,13 @@ TOK2VECS = [
         {
             "@architectures": "spacy.Tok2Vec.v2",
             "embed": word_char(char=CHAR_CNN),
-            "encode": {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 24, "window_size": 1,
-                       "maxout_pieces": 2, "depth": 1},
+            "encode": {
+                "@architectures": "spacy.MaxoutWindowEncoder.v2",
+                "width": 24,
+                "window_size": 1,
+                "maxout_pieces": 2,
+                "depth": 1,
+            },
         },
         id="spacy-maxout-over-words+cnn",
     ),
@@ -118,7 +134,9 @@ def test_tagger_with_char_bilstm():
     examples = tag_examples(nlp)
     assert _train(nlp, examples)["lm_crf_tagger"] < 0.1
     docs = list(nlp.pipe([eg.reference.text for eg in examples]))
-    assert [[t.tag_ for t in d] for d in docs] == [[t.tag_ for t in eg.reference] for eg in examples]
+    assert [[t.tag_ for t in d] for d in docs] == [
+        [t.tag_ for t in eg.reference] for eg in examples
+    ]
 
 
 def test_frozen_word_embeddings_do_not_move():
@@ -160,10 +178,14 @@ def test_word_vocabulary_vectors_unknowns_and_normalisation():
     assert "lamb" not in vocab.word_ids  # once, no vector: the unknown row
     assert vocab.normalize("1996") == vocab.normalize("2024") == "0000"
     for word in ("Berlin", "PETER", "1996"):
-        numpy.testing.assert_array_equal(table[vocab.word_ids[vocab.normalize(word)]], vectors[vocab.normalize(word)])
+        numpy.testing.assert_array_equal(
+            table[vocab.word_ids[vocab.normalize(word)]], vectors[vocab.normalize(word)]
+        )
     batch = featurize_words([nlp.make_doc("lamb in 2024")], vocab, max_length=128, with_chars=True)
     assert batch.word_ids[0, 0] == WORD_UNK
-    assert batch.char_ids[2].tolist() == vocab.chars_of("0000").tolist()  # digits are 0 for the chars too
+    assert (
+        batch.char_ids[2].tolist() == vocab.chars_of("0000").tolist()
+    )  # digits are 0 for the chars too
     with make_tempdir() as tmp:
         nlp.to_disk(tmp)
         nlp2 = spacy.load(tmp)
@@ -186,15 +208,24 @@ def _init_raw_vector_table(lowercase, zero_digits):
     for word in RAW_VECTOR_WORDS:
         nlp.vocab.strings.add(word)
     nlp.vocab.vectors = Vectors(strings=nlp.vocab.strings, data=data, keys=RAW_VECTOR_WORDS)
-    attrs = {"chars": [], "words": [], "lm_words": [], "lowercase": lowercase, "zero_digits": zero_digits,
-             "min_freq": 1, "include_vectors": True}
+    attrs = {
+        "chars": [],
+        "words": [],
+        "lm_words": [],
+        "lowercase": lowercase,
+        "zero_digits": zero_digits,
+        "min_freq": 1,
+        "include_vectors": True,
+    }
     model = Model("words", lambda model, X, is_train: (X, lambda dY: dY), attrs=attrs)
-    vocab = extend_vocabularies(model, [nlp.make_doc("The lamb ate in 1995 .")], with_lm_words=False)
+    vocab = extend_vocabularies(
+        model, [nlp.make_doc("The lamb ate in 1995 .")], with_lm_words=False
+    )
     table = torch.empty(vocab.n_words, 4)
     torch.manual_seed(0)
     init_word_embeddings(table, vocab, nlp.vocab)
     torch.manual_seed(0)
-    uniform = torch.empty(vocab.n_words, 4).uniform_(-(3.0 / 4) ** 0.5, (3.0 / 4) ** 0.5)
+    uniform = torch.empty(vocab.n_words, 4).uniform_(-((3.0 / 4) ** 0.5), (3.0 / 4) ** 0.5)
     return vocab, table.numpy(), dict(zip(RAW_VECTOR_WORDS, data)), uniform.numpy()
 
 
@@ -203,9 +234,13 @@ def test_every_normalised_vector_word_takes_a_raw_words_vector():
     assert {"paris", "berlin", "0000"} <= set(vocab.words)
     assert not {"Paris", "Berlin", "1990", "2001"} & set(vocab.words)
     row = vocab.word_ids
-    numpy.testing.assert_array_equal(table[row["paris"]], vectors["paris"])  # the form itself, though later
+    numpy.testing.assert_array_equal(
+        table[row["paris"]], vectors["paris"]
+    )  # the form itself, though later
     numpy.testing.assert_array_equal(table[row["berlin"]], vectors["Berlin"])
-    numpy.testing.assert_array_equal(table[row["0000"]], vectors["2001"])  # the first row, not the first sorted
+    numpy.testing.assert_array_equal(
+        table[row["0000"]], vectors["2001"]
+    )  # the first row, not the first sorted
     for word in ("the", "lamb", "ate", "in", "."):
         numpy.testing.assert_array_equal(table[row[word]], uniform[row[word]])
     numpy.testing.assert_array_equal(table[WORD_UNK], uniform[WORD_UNK])
@@ -237,7 +272,9 @@ def test_inline_tok2vec_builds_its_vocabulary_from_all_docs():
     for i in range(4):
         for text, ents in NER_DATA:
             words = text.split() + [f"w{i}"]
-            examples.append(Example(Doc(nlp.vocab, words=words), Doc(nlp.vocab, words=words, ents=ents + ["O"])))
+            examples.append(
+                Example(Doc(nlp.vocab, words=words), Doc(nlp.vocab, words=words, ents=ents + ["O"]))
+            )
     nlp.initialize(lambda: examples)
     tok2vec = nlp.get_pipe("lm_crf_ner").model.get_ref("tok2vec")
     assert "w3" in get_vocabularies(tok2vec).words  # first seen in doc 13
@@ -253,7 +290,9 @@ def test_empty_docs_odd_text_and_long_words():
     assert [len(d) for d in docs] == [0, 2, 0, len(nlp.make_doc("😀 東京 a\tb"))]
     assert list(nlp.pipe([])) == []
     vocab = get_vocabularies(nlp.get_pipe("lm_crf_ner").model.get_ref("tok2vec"))
-    batch = featurize_words([nlp.make_doc("Berlin xxxxxxxx")], vocab, max_length=1, with_chars=True, max_word_length=5)
+    batch = featurize_words(
+        [nlp.make_doc("Berlin xxxxxxxx")], vocab, max_length=1, with_chars=True, max_word_length=5
+    )
     assert batch.segments == [(0, 0, 1), (0, 1, 2)]
     assert batch.char_lengths.tolist() == [5, 5]
 
@@ -264,12 +303,19 @@ def test_birnn_equals_packed_bidirectional_rnn(cell):
 
     encoder = BiRNNEncoder(cell, 8, depth=2, group_size=2)
     encoder.resize(5)
-    reference = getattr(torch.nn, cell.upper())(5, 4, num_layers=2, batch_first=True, bidirectional=True)
+    reference = getattr(torch.nn, cell.upper())(
+        5, 4, num_layers=2, batch_first=True, bidirectional=True
+    )
     with torch.no_grad():
         for layer in range(2):
-            for direction, rnn in (("", encoder.forward_layers[layer]), ("_reverse", encoder.backward_layers[layer])):
+            for direction, rnn in (
+                ("", encoder.forward_layers[layer]),
+                ("_reverse", encoder.backward_layers[layer]),
+            ):
                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                    getattr(reference, f"{name}_l{layer}{direction}").copy_(getattr(rnn, f"{name}_l0"))
+                    getattr(reference, f"{name}_l{layer}{direction}").copy_(
+                        getattr(rnn, f"{name}_l0")
+                    )
     x = torch.randn(3, 6, 5)
     lengths = torch.tensor([6, 2, 4])
     ours = encoder(x, lengths)

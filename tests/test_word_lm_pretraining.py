@@ -1,6 +1,7 @@
 """Pretraining word-level LMs on raw text (`spacy lmcrf pretrain-word-lm`): tokens and
 vocabulary, perplexity falls (full and adaptive softmax), resume continues exactly with
 Adam's state, the CLI runs through spaCy's entry point."""
+
 import json
 import subprocess
 import sys
@@ -33,12 +34,32 @@ def tiny_config(train, dev=None, cutoffs=(), **training):
     return Config(
         {
             "system": {"seed": 0},
-            "model": {"embedding_size": 16, "hidden_size": 32, "projection_size": 16, "num_layers": 1,
-                      "dropout": 0.0, "cutoffs": list(cutoffs)},
-            "corpus": {"train": str(train), "dev": str(dev) if dev else None, "min_count": 1, "max_vocab": 0,
-                       "dev_max_tokens": 0},
-            "training": {"optimizer": "adam", "learn_rate": 0.01, "bptt": 8, "batch_size": 4, "split_windows": 5,
-                         "grad_clip": 1.0, "eval_every": 20, "max_steps": 60, **training},
+            "model": {
+                "embedding_size": 16,
+                "hidden_size": 32,
+                "projection_size": 16,
+                "num_layers": 1,
+                "dropout": 0.0,
+                "cutoffs": list(cutoffs),
+            },
+            "corpus": {
+                "train": str(train),
+                "dev": str(dev) if dev else None,
+                "min_count": 1,
+                "max_vocab": 0,
+                "dev_max_tokens": 0,
+            },
+            "training": {
+                "optimizer": "adam",
+                "learn_rate": 0.01,
+                "bptt": 8,
+                "batch_size": 4,
+                "split_windows": 5,
+                "grad_clip": 1.0,
+                "eval_every": 20,
+                "max_steps": 60,
+                **training,
+            },
         }
     )
 
@@ -68,7 +89,9 @@ def test_tokens_chunks_and_vocabulary(text_dir):
 @pytest.mark.parametrize("cutoffs", [(), (8, 16)], ids=["full-softmax", "adaptive-softmax"])
 def test_perplexity_falls_and_files_are_written(text_dir, cutoffs):
     out = text_dir / "out"
-    final = pretrain_word_lm(tiny_config(text_dir / "train", text_dir / "dev.txt", cutoffs), out, show_progress=False)
+    final = pretrain_word_lm(
+        tiny_config(text_dir / "train", text_dir / "dev.txt", cutoffs), out, show_progress=False
+    )
     evals = [r for r in read_log(out / "log.jsonl") if r["event"] == "evaluate"]
     assert [r["step"] for r in evals] == [20, 40, 60]
     assert evals[-1]["dev_ppl"] < 0.5 * evals[0]["dev_ppl"]
@@ -83,8 +106,11 @@ def test_perplexity_falls_and_files_are_written(text_dir, cutoffs):
 
 def test_a_fresh_lm_scores_about_the_vocabulary_size(text_dir):
     out = text_dir / "out"
-    record = pretrain_word_lm(tiny_config(text_dir / "train", text_dir / "dev.txt", max_steps=1, learn_rate=0.0),
-                              out, show_progress=False)
+    record = pretrain_word_lm(
+        tiny_config(text_dir / "train", text_dir / "dev.txt", max_steps=1, learn_rate=0.0),
+        out,
+        show_progress=False,
+    )
     n_words = len(BiWordLM.load(out / "word_lm.msgpack").vocab)
     assert 0.7 * n_words < record["dev_ppl"] < 1.3 * n_words
 
@@ -94,8 +120,11 @@ def test_resume_continues_exactly_with_the_optimizer_state(text_dir):
     straight, halves = text_dir / "straight", text_dir / "halves"
     config = tiny_config(text_dir / "train", text_dir / "dev.txt", (8,), max_steps=40)
     pretrain_word_lm(config, straight, show_progress=False)
-    pretrain_word_lm(tiny_config(text_dir / "train", text_dir / "dev.txt", (8,), max_steps=23), halves,
-                     show_progress=False)
+    pretrain_word_lm(
+        tiny_config(text_dir / "train", text_dir / "dev.txt", (8,), max_steps=23),
+        halves,
+        show_progress=False,
+    )
     pretrain_word_lm(config, halves, resume=True, show_progress=False)
     a = BiWordLM.load(straight / "word_lm-last.msgpack").state_dict()
     b = BiWordLM.load(halves / "word_lm-last.msgpack").state_dict()
@@ -118,15 +147,43 @@ def test_bad_settings_are_errors(text_dir):
 @pytest.mark.slow
 def test_cli_through_spacy_entry_point(text_dir):
     out = text_dir / "cli_out"
-    args = [sys.executable, "-m", "spacy", "lmcrf", "pretrain-word-lm", str(ROOT / "configs" / "wordlm_en.cfg"),
-            str(out), "--paths.train", str(text_dir / "train"), "--paths.dev", str(text_dir / "dev.txt"),
-            "--model.hidden_size", "16", "--model.projection_size", "8", "--model.embedding_size", "8",
-            "--model.cutoffs", "[10]", "--training.batch_size", "4", "--training.bptt", "6",
-            "--training.eval_every", "3"]
-    result = subprocess.run([*args, "--training.max_steps", "6"], capture_output=True, text=True, cwd=text_dir)
+    args = [
+        sys.executable,
+        "-m",
+        "spacy",
+        "lmcrf",
+        "pretrain-word-lm",
+        str(ROOT / "configs" / "wordlm_en.cfg"),
+        str(out),
+        "--paths.train",
+        str(text_dir / "train"),
+        "--paths.dev",
+        str(text_dir / "dev.txt"),
+        "--model.hidden_size",
+        "16",
+        "--model.projection_size",
+        "8",
+        "--model.embedding_size",
+        "8",
+        "--model.cutoffs",
+        "[10]",
+        "--training.batch_size",
+        "4",
+        "--training.bptt",
+        "6",
+        "--training.eval_every",
+        "3",
+    ]
+    result = subprocess.run(
+        [*args, "--training.max_steps", "6"], capture_output=True, text=True, cwd=text_dir
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert BiWordLM.load(out / "word_lm.msgpack").output_size == 8
-    resumed = subprocess.run([*args, "--training.max_steps", "9", "--resume"], capture_output=True, text=True,
-                             cwd=text_dir)
+    resumed = subprocess.run(
+        [*args, "--training.max_steps", "9", "--resume"],
+        capture_output=True,
+        text=True,
+        cwd=text_dir,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert read_log(out / "log.jsonl")[-1]["step"] == 9

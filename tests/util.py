@@ -1,4 +1,5 @@
 """Small pipelines and training data shared by the component tests."""
+
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -19,8 +20,14 @@ TINY_TOK2VEC = {
 
 NER_DATA = [
     ("Peter Blackburn lives in Berlin .", ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]),
-    ("EU rejects German call to boycott British lamb .", ["B-ORG", "O", "B-MISC", "O", "O", "O", "B-MISC", "O", "O"]),
-    ("Angela Merkel met Emmanuel Macron in Paris", ["B-PER", "I-PER", "O", "B-PER", "I-PER", "O", "B-LOC"]),
+    (
+        "EU rejects German call to boycott British lamb .",
+        ["B-ORG", "O", "B-MISC", "O", "O", "O", "B-MISC", "O", "O"],
+    ),
+    (
+        "Angela Merkel met Emmanuel Macron in Paris",
+        ["B-PER", "I-PER", "O", "B-PER", "I-PER", "O", "B-LOC"],
+    ),
     ("The European Commission said on Thursday", ["O", "B-ORG", "I-ORG", "O", "O", "O"]),
 ]
 
@@ -31,7 +38,10 @@ TAG_DATA = [
 ]
 
 CHUNK_DATA = [
-    ("He reckons the current account deficit will narrow", [(0, 1, "NP"), (1, 2, "VP"), (2, 6, "NP"), (6, 8, "VP")]),
+    (
+        "He reckons the current account deficit will narrow",
+        [(0, 1, "NP"), (1, 2, "VP"), (2, 6, "NP"), (6, 8, "VP")],
+    ),
     ("The dog barked loudly", [(0, 2, "NP"), (2, 3, "VP"), (3, 4, "ADVP")]),
     ("Prices rose", [(0, 1, "NP"), (1, 2, "VP")]),
 ]
@@ -62,11 +72,15 @@ def chunk_examples(nlp: Language, key: str = "chunks") -> List[Example]:
     return examples
 
 
-def write_task_corpora(directory: Path, makers: Dict[str, Callable[[Language], List[Example]]]) -> Path:
+def write_task_corpora(
+    directory: Path, makers: Dict[str, Callable[[Language], List[Example]]]
+) -> Path:
     """Each task's tiny examples (their references) as DIRECTORY/TASK.spacy."""
     nlp = spacy.blank("en")
     for task, make_examples in makers.items():
-        DocBin(docs=[eg.reference for eg in make_examples(nlp)]).to_disk(directory / f"{task}.spacy")
+        DocBin(docs=[eg.reference for eg in make_examples(nlp)]).to_disk(
+            directory / f"{task}.spacy"
+        )
     return directory
 
 
@@ -76,11 +90,15 @@ def convert_ner_sample(directory: Path, prefix: str = "sample_") -> Path:
 
     sample = Path(__file__).parents[1] / "assets" / "conll03_sample"
     for split in ("train", "dev"):
-        convert(sample / f"{split}.iob", directory / f"{prefix}{split}.spacy", task="ner", scheme="IOB1")
+        convert(
+            sample / f"{split}.iob", directory / f"{prefix}{split}.spacy", task="ner", scheme="IOB1"
+        )
     return directory
 
 
-def make_nlp(factory: str, config: Optional[Dict] = None, tok2vec: Optional[Dict] = None) -> Language:
+def make_nlp(
+    factory: str, config: Optional[Dict] = None, tok2vec: Optional[Dict] = None
+) -> Language:
     nlp = spacy.blank("en")
     cfg = {"model": {"tok2vec": {**TINY_TOK2VEC, **(tok2vec or {})}}}
     cfg.update(config or {})
@@ -88,7 +106,9 @@ def make_nlp(factory: str, config: Optional[Dict] = None, tok2vec: Optional[Dict
     return nlp
 
 
-def train(nlp: Language, examples: List[Example], n_steps: int, learn_rate: float = 0.01) -> Dict[str, float]:
+def train(
+    nlp: Language, examples: List[Example], n_steps: int, learn_rate: float = 0.01
+) -> Dict[str, float]:
     nlp.initialize(lambda: examples)
     optimizer = Adam(learn_rate)
     losses: Dict[str, float] = {}
@@ -108,7 +128,9 @@ def save_tiny_char_lm(path, hidden_size: int = 12, seed: int = 1):
 
     torch.manual_seed(seed)
     chars = sorted(set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,-'\n"))
-    lms = BiCharLM(CharVocab(chars), embedding_size=6, hidden_size=hidden_size, num_layers=2, dropout=0.0)
+    lms = BiCharLM(
+        CharVocab(chars), embedding_size=6, hidden_size=hidden_size, num_layers=2, dropout=0.0
+    )
     lms.save(path, step=0)
     return path
 
@@ -124,7 +146,14 @@ def save_tiny_word_lm(path, projection_size: int = 6, seed: int = 1, cutoffs=())
 
     torch.manual_seed(seed)
     words = sorted({w for text, _ in NER_DATA + TAG_DATA + CHUNK_DATA for w in text.split()})
-    lms = BiWordLM(WordVocab([EOS] + words), embedding_size=6, hidden_size=10, projection_size=projection_size,
-                   num_layers=2, dropout=0.0, cutoffs=cutoffs)
+    lms = BiWordLM(
+        WordVocab([EOS] + words),
+        embedding_size=6,
+        hidden_size=10,
+        projection_size=projection_size,
+        num_layers=2,
+        dropout=0.0,
+        cutoffs=cutoffs,
+    )
     lms.save(path, step=0)
     return path

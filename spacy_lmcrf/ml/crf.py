@@ -39,9 +39,7 @@ def _prepare(pots: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
     pots = _as_float(pots)
     lengths = lengths.to(device=pots.device, dtype=torch.long)
     assert lengths.shape == (pots.shape[0],), (lengths.shape, pots.shape)
-    assert bool(
-        ((lengths >= 1) & (lengths <= pots.shape[1])).all()
-    ), "lengths must be in [1, T]"
+    assert bool(((lengths >= 1) & (lengths <= pots.shape[1])).all()), "lengths must be in [1, T]"
     valid = _valid_mask(lengths, pots.shape[1])
     # torch.where (not multiplication) so that padding gets exactly zero
     # gradient whatever its values.
@@ -64,9 +62,7 @@ def _forward_scan(pots: Tensor, valid: Tensor) -> Tensor:
     return torch.stack(alphas, dim=1)
 
 
-def log_partition(
-    pots: Tensor, lengths: Tensor, tag_mask: Optional[Tensor] = None
-) -> Tensor:
+def log_partition(pots: Tensor, lengths: Tensor, tag_mask: Optional[Tensor] = None) -> Tensor:
     """Log-sum of the scores of all tag sequences, (B,).
 
     tag_mask: optional bool (B, T, L); tags where it is False are forbidden.
@@ -173,9 +169,9 @@ def marginals(pots: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
     log_z = log_z[:, None, None]
     unary = torch.exp(log_alpha + log_beta - log_z)
     unary = torch.where(valid[:, :, None], unary, torch.zeros_like(unary))
-    log_pair = (
-        log_alpha[:, :-1, :, None] + pots[:, 1:] + log_beta[:, 1:, None, :]
-    ) - log_z[:, :, None]
+    log_pair = (log_alpha[:, :-1, :, None] + pots[:, 1:] + log_beta[:, 1:, None, :]) - log_z[
+        :, :, None
+    ]
     pair = torch.exp(log_pair)
     pair = torch.where(valid[:, 1:, None, None], pair, torch.zeros_like(pair))
     pairwise = torch.cat([torch.zeros_like(pots[:, :1]), pair], dim=1)
@@ -222,7 +218,9 @@ def chunk_log_prob(
         return torch.where(allowed, 0.0, NEG_INF).to(pots.dtype)
 
     b, start, end = as_long(batch_index), as_long(start), as_long(end)
-    opens_first, opens, closes = (x.to(device=device, dtype=torch.bool) for x in (opens_first, opens, closes))
+    opens_first, opens, closes = (
+        x.to(device=device, dtype=torch.bool) for x in (opens_first, opens, closes)
+    )
     tag_ok = as_long(chunk_tags) >= 0
     tags = as_long(chunk_tags).clamp(min=0)
     rows = torch.arange(n_tags, device=device)[None, :, None]
@@ -239,7 +237,9 @@ def chunk_log_prob(
     n_inside = end - start
     for m in range(1, int(n_inside.max()) if n_inside.numel() else 0):
         pos = (start + m).clamp(max=n_steps - 1)[:, None, None]
-        step = torch.logsumexp(score[:, :, None] + pots[b3, pos, tags_row, tags_col] + inside, dim=1)
+        step = torch.logsumexp(
+            score[:, :, None] + pots[b3, pos, tags_row, tags_col] + inside, dim=1
+        )
         score = torch.where((m < n_inside)[:, None], step, score)
     # the chunk closes before the next tag, or the sequence ends
     last = log_beta[b[:, None], (end - 1)[:, None], tags]

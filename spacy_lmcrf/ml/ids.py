@@ -3,6 +3,7 @@
 Shared by ml.featurize (Docs -> ids) and ml.modules (ids -> tensors) without either
 importing the other: this module imports nothing.
 """
+
 # character ids: padding, unknown character, the separator between a stream's words
 CHAR_PAD, CHAR_UNK, CHAR_SEP = 0, 1, 2
 N_CHAR_SPECIALS = 3

@@ -14,6 +14,7 @@ reader does not check its archive's checksums, so a damaged blob would otherwise
 wrong numbers. Bytes written before the checksum was added (plain torch.save output)
 still load, unchecked.
 """
+
 import hashlib
 from io import BytesIO
 from typing import Any, Callable, Dict, List, Sequence, Tuple
@@ -71,7 +72,7 @@ def load_state_dict_bytes(state_bytes: bytes, device: "torch.device") -> Dict[st
     if state_bytes.startswith(MAGIC):
         start = len(MAGIC) + DIGEST_SIZE
         data = state_bytes[start:]
-        if size < start or hashlib.sha256(data).digest() != state_bytes[len(MAGIC):start]:
+        if size < start or hashlib.sha256(data).digest() != state_bytes[len(MAGIC) : start]:
             raise ValueError(
                 f"the saved torch weights are damaged or truncated: their sha256 checksum "
                 f"does not match ({size:,} bytes)"
@@ -97,7 +98,9 @@ def load_state_dict_bytes(state_bytes: bytes, device: "torch.device") -> Dict[st
     return state
 
 
-def unpad_segments(ops, padded: Floats3d, segments: Sequence[Segment], doc_lengths: List[int]) -> List[Floats2d]:
+def unpad_segments(
+    ops, padded: Floats3d, segments: Sequence[Segment], doc_lengths: List[int]
+) -> List[Floats2d]:
     """(S, T, W) segment rows -> one (n_tokens, W) array per doc."""
     outputs = [ops.alloc2f(n, padded.shape[-1]) for n in doc_lengths]
     for s, (doc_i, start, end) in enumerate(segments):
@@ -105,7 +108,9 @@ def unpad_segments(ops, padded: Floats3d, segments: Sequence[Segment], doc_lengt
     return outputs
 
 
-def pad_segments(ops, per_doc: List[Floats2d], segments: Sequence[Segment], shape: Tuple[int, int, int]) -> Floats3d:
+def pad_segments(
+    ops, per_doc: List[Floats2d], segments: Sequence[Segment], shape: Tuple[int, int, int]
+) -> Floats3d:
     """One (n_tokens, W) array per doc -> (S, T, W) segment rows, zero padded."""
     padded = ops.alloc3f(*shape)
     for s, (doc_i, start, end) in enumerate(segments):
@@ -113,7 +118,9 @@ def pad_segments(ops, per_doc: List[Floats2d], segments: Sequence[Segment], shap
     return padded
 
 
-def wrap_torch_module(module: torch.nn.Module, convert_inputs: Callable, convert_outputs: Callable) -> Model:
+def wrap_torch_module(
+    module: torch.nn.Module, convert_inputs: Callable, convert_outputs: Callable
+) -> Model:
     """A PyTorchWrapper_v3 that saves the module's state dict and loads it without
     unpickling (serialize_torch_module), resizing the module to the saved shapes first,
     and that predicts without switching the module back to training mode (ThreadSafeShim)."""
@@ -163,7 +170,9 @@ def states_to_docs(
 
     def convert_gradients(d_outputs: List[Floats2d]) -> ArgsKwargs:
         d_padded = pad_segments(model.ops, d_outputs, segments, padded.shape)
-        return ArgsKwargs(args=(states,), kwargs={"grad_tensors": (xp2torch(d_padded, device=states.device),)})
+        return ArgsKwargs(
+            args=(states,), kwargs={"grad_tensors": (xp2torch(d_padded, device=states.device),)}
+        )
 
     return outputs, convert_gradients
 

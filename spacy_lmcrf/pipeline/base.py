@@ -9,6 +9,7 @@ corpora: a head learns only from the examples that carry its annotation and, whe
 has a `corpus`, come from that corpus (doc.user_data["lmcrf_corpus"], set by
 spacy_lmcrf.TaskCorpora.v1); the others add no loss, no gradient and no optimizer step.
 """
+
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -111,8 +112,12 @@ class CRFSequenceLabeler(TrainablePipe):
         self.name = name
         self.scorer = scorer
         self.cfg = {
-            "labels": [], "scheme": scheme, "margin_cost": float(margin_cost), "corpus": corpus,
-            "max_loss_per_token": float(max_loss_per_token), **cfg,
+            "labels": [],
+            "scheme": scheme,
+            "margin_cost": float(margin_cost),
+            "corpus": corpus,
+            "max_loss_per_token": float(max_loss_per_token),
+            **cfg,
         }
         # the updates this component trained on, for the step named in errors
         self._n_updates = 0
@@ -262,7 +267,8 @@ class CRFSequenceLabeler(TrainablePipe):
         for name, proc in nlp.pipeline:
             linked = {node.id for node in getattr(proc, "listeners", None) or []}
             named = isinstance(proc, Tok2Vec) and any(
-                isinstance(node, Tok2VecListener) and node.upstream_name in ("*", name) for node in listeners
+                isinstance(node, Tok2VecListener) and node.upstream_name in ("*", name)
+                for node in listeners
             )
             if proc is not self and (linked & mine or named):
                 found.append((name, proc))
@@ -283,7 +289,9 @@ class CRFSequenceLabeler(TrainablePipe):
         tags = [["O" if self.cfg["scheme"] else names[0]] * n for n in scores.doc_lengths]
         if not scores.groups:
             spans = [[] for _ in docs] if self.cfg["scheme"] else None
-            span_scores = [numpy.zeros((0,), dtype="float32") for _ in docs] if spans is not None else None
+            span_scores = (
+                [numpy.zeros((0,), dtype="float32") for _ in docs] if spans is not None else None
+            )
             return CRFPrediction(tags, spans, span_scores)
         if not all(bool(torch.isfinite(group.potentials).all()) for group in scores.groups):
             raise ValueError(
@@ -333,7 +341,9 @@ class CRFSequenceLabeler(TrainablePipe):
         and label)."""
         scheme = self.cfg["scheme"]
         spans: List[List[Span3]] = [[] for _ in scores.doc_lengths]
-        place = {s: (g, row) for g, group in enumerate(scores.groups) for row, s in enumerate(group.rows)}
+        place = {
+            s: (g, row) for g, group in enumerate(scores.groups) for row, s in enumerate(group.rows)
+        }
         # per group: (row, start in segment, end in segment, label), and their spans' numbers
         queries: List[List[Tuple[int, int, int, str]]] = [[] for _ in scores.groups]
         numbers: List[List[int]] = [[] for _ in scores.groups]
@@ -355,16 +365,24 @@ class CRFSequenceLabeler(TrainablePipe):
             k += len(doc_spans)
         return spans, span_scores
 
-    def _chunk_probabilities(self, group: CRFGroup, queries: List[Tuple[int, int, int, str]]) -> numpy.ndarray:
+    def _chunk_probabilities(
+        self, group: CRFGroup, queries: List[Tuple[int, int, int, str]]
+    ) -> numpy.ndarray:
         """The probabilities of (row, start, end, label) chunks of a group, float32 (N,).
         They are computed in float64: in float32 the log-partition of long or confident
         sequences leaves errors of 1e-5 and more."""
         pots, lengths = group.potentials.double(), group.lengths
         device = pots.device
-        label_tags, opens_first, opens, closes = _chunk_tables(tuple(self.tag_names), self.cfg["scheme"])
+        label_tags, opens_first, opens, closes = _chunk_tables(
+            tuple(self.tag_names), self.cfg["scheme"]
+        )
         alpha, beta, log_z = forward_backward(pots, lengths)
         log_probs = chunk_log_prob(
-            pots, alpha, beta, log_z, lengths,
+            pots,
+            alpha,
+            beta,
+            log_z,
+            lengths,
             torch.tensor([q[0] for q in queries], device=device),
             torch.tensor([q[1] for q in queries], device=device),
             torch.tensor([q[2] for q in queries], device=device),
@@ -394,7 +412,9 @@ class CRFSequenceLabeler(TrainablePipe):
         if not self._listens():
             # an inline tok2vec, and the language model it trains, see only our docs
             examples = mine
-        own_lms = [(f"{self.name}_lm", node) for node in self.model.walk() if "last_lm_loss" in node.attrs]
+        own_lms = [
+            (f"{self.name}_lm", node) for node in self.model.walk() if "last_lm_loss" in node.attrs
+        ]
         for _, node in own_lms:
             node.attrs["last_lm_loss"] = None
         scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
@@ -431,7 +451,8 @@ class CRFSequenceLabeler(TrainablePipe):
         learn_rate = getattr(sgd or self._last_optimizer, "learn_rate", None)
         rate = f" (last {learn_rate:g})" if isinstance(learn_rate, (int, float)) else ""
         reason = (
-            "is not finite" if not math.isfinite(loss)
+            "is not finite"
+            if not math.isfinite(loss)
             else f"is {per_unit:.4g} per {unit}, above max_loss_per_token = {limit:g}"
         )
         raise TrainingDiverged(
@@ -550,7 +571,9 @@ class CRFSequenceLabeler(TrainablePipe):
         }
         return util.to_bytes(serialize, exclude)
 
-    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "CRFSequenceLabeler":
+    def from_bytes(
+        self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
+    ) -> "CRFSequenceLabeler":
         """Load what to_bytes wrote, refusing damaged or mismatched data."""
         source = f"the serialized component '{self.name}'"
         try:
@@ -640,7 +663,9 @@ def _preview(example: Example, n_words: int = 8) -> str:
     return repr(" ".join(words) + more)
 
 
-def wrap_gold_error(component: str, example_index: int, example: Example, error: ValueError) -> ValueError:
+def wrap_gold_error(
+    component: str, example_index: int, example: Example, error: ValueError
+) -> ValueError:
     return ValueError(
         f"'{component}': example {example_index} ({_preview(example)}) has gold "
         f"annotation that cannot be encoded: {error}"

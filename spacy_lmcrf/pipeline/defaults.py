@@ -5,6 +5,7 @@ the forward LM plus that of the backward LM over the batch's words, to the CRF l
 over the batch's sentences: the LM term does not grow with the batch and the CRF term does
 (see spacy_lmcrf.LMLSTMTok2Vec.v1).
 """
+
 from thinc.api import Config
 
 DEFAULT_MODEL_CONFIG = """

@@ -1,4 +1,5 @@
 """lm_crf_ner: named entities from a CRF, written to doc.ents with their probabilities."""
+
 from typing import Callable, Iterable, List, Optional
 
 from spacy.language import Language
@@ -51,9 +52,15 @@ def make_lm_crf_ner(
     scorer (Optional[Callable]): the scoring method.
     """
     component = CRFEntityRecognizer(
-        nlp.vocab, model, name, scheme=scheme, margin_cost=margin_cost, corpus=corpus,
+        nlp.vocab,
+        model,
+        name,
+        scheme=scheme,
+        margin_cost=margin_cost,
+        corpus=corpus,
         max_loss_per_token=max_loss_per_token,
-        spans_key=spans_key or name, scorer=scorer,
+        spans_key=spans_key or name,
+        scorer=scorer,
     )
     component.find_shared_lms(nlp)
     return component

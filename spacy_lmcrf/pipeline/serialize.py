@@ -7,6 +7,7 @@ model's bytes, its labels and scheme (CHECKSUM_KEY), checked before anything is 
 and the loaded CRF is checked against the cfg's tag set. Pipelines saved without the
 checksum (before it existed) still load, with the structural checks only.
 """
+
 import hashlib
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence

@@ -1,4 +1,5 @@
 """lm_crf_spans: non-overlapping labelled spans (e.g. chunks) in doc.spans[spans_key]."""
+
 from typing import Callable, Iterable, List, Optional
 
 from spacy.language import Language
@@ -51,9 +52,15 @@ def make_lm_crf_spans(
     scorer (Optional[Callable]): the scoring method.
     """
     component = CRFSpanLabeler(
-        nlp.vocab, model, name, scheme=scheme, margin_cost=margin_cost, corpus=corpus,
+        nlp.vocab,
+        model,
+        name,
+        scheme=scheme,
+        margin_cost=margin_cost,
+        corpus=corpus,
         max_loss_per_token=max_loss_per_token,
-        spans_key=spans_key, scorer=scorer,
+        spans_key=spans_key,
+        scorer=scorer,
     )
     component.find_shared_lms(nlp)
     return component

@@ -1,4 +1,5 @@
 """lm_crf_tagger: one tag per token (e.g. part of speech) from a CRF, in token.tag_."""
+
 from typing import Callable, Iterable, List, Optional
 
 from spacy.language import Language
@@ -43,8 +44,14 @@ def make_lm_crf_tagger(
     scorer (Optional[Callable]): the scoring method.
     """
     component = CRFTagger(
-        nlp.vocab, model, name, scheme=None, margin_cost=margin_cost, corpus=corpus,
-        max_loss_per_token=max_loss_per_token, scorer=scorer,
+        nlp.vocab,
+        model,
+        name,
+        scheme=None,
+        margin_cost=margin_cost,
+        corpus=corpus,
+        max_loss_per_token=max_loss_per_token,
+        scorer=scorer,
     )
     component.find_shared_lms(nlp)
     return component

@@ -13,6 +13,7 @@ spacy_lmcrf.pretrain.lm_training's, shared with the word LMs; what is the charac
 LMs' own is here: the text read as characters, the vocabulary, plain SGD, and bits per
 character on the held-out text.
 """
+
 import math
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -66,8 +67,10 @@ def _build(settings: Dict[str, Any], train_files) -> BiCharLM:
 
 
 def _describe(model: BiCharLM, settings: Dict[str, Any]) -> str:
-    return (f"{len(model.vocab)} characters (unknown symbol included); LSTM {model.hidden_size} x "
-            f"{settings['model']['num_layers']}; {sum(p.numel() for p in model.parameters()):,} parameters")
+    return (
+        f"{len(model.vocab)} characters (unknown symbol included); LSTM {model.hidden_size} x "
+        f"{settings['model']['num_layers']}; {sum(p.numel() for p in model.parameters()):,} parameters"
+    )
 
 
 CHAR_LM_TASK = LMTask(
@@ -99,9 +102,17 @@ def pretrain_char_lm(
     of config in output_dir: char_lm.msgpack (best dev bits per character, or the last
     model without dev text), char_lm-last.msgpack, checkpoint.msgpack (everything a
     resume needs) and log.jsonl. Returns the final record of the log."""
-    return pretrain_lms(CHAR_LM_TASK, read_settings(config), output_dir, resume=resume, gpu_id=gpu_id,
-                        show_progress=show_progress)
+    return pretrain_lms(
+        CHAR_LM_TASK,
+        read_settings(config),
+        output_dir,
+        resume=resume,
+        gpu_id=gpu_id,
+        show_progress=show_progress,
+    )
 
 
-def load_pretraining_config(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = None) -> Config:
+def load_pretraining_config(
+    path: Union[str, Path], overrides: Optional[Dict[str, Any]] = None
+) -> Config:
     return load_config(path, overrides=overrides or {}, interpolate=True)

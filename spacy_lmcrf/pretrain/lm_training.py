@@ -16,6 +16,7 @@ run is stopped by SIGINT (Ctrl-C) or SIGTERM: the step under way is finished, th
 checkpoint written, and the run ends (a second signal aborts at once). `--resume` goes on
 from any of them exactly as if the run had not stopped.
 """
+
 import math
 import random
 from dataclasses import dataclass
@@ -34,7 +35,12 @@ from .text import text_files
 
 # settings a resumed run may change (how long to go on); the others must match the checkpoint
 RESUMABLE_CHANGES = (
-    "eval_every", "max_steps", "max_epochs", "max_minutes", "patience", "checkpoint_minutes"
+    "eval_every",
+    "max_steps",
+    "max_epochs",
+    "max_minutes",
+    "patience",
+    "checkpoint_minutes",
 )
 LOOP_SETTINGS = ("bptt", "batch_size", "split_windows", "eval_every")
 # [training] defaults of the loop's own settings, the same for every kind of LM
@@ -91,17 +97,23 @@ class LMTask:
 
 def check_loop_settings(settings: Dict[str, Any], source: str) -> None:
     if not settings["corpus"]["train"]:
-        raise ValueError(f"{source}: [corpus] train is not set: give the training text (--paths.train PATH)")
+        raise ValueError(
+            f"{source}: [corpus] train is not set: give the training text (--paths.train PATH)"
+        )
     training = settings["training"]
     for key in LOOP_SETTINGS:
         if training[key] < 1:
             raise ValueError(f"{source}: [training] {key} must be positive, got {training[key]}")
     if not training["checkpoint_minutes"] >= 0:
-        raise ValueError(f"{source}: [training] checkpoint_minutes must be 0 (only at evaluations) "
-                         f"or positive, got {training['checkpoint_minutes']}")
+        raise ValueError(
+            f"{source}: [training] checkpoint_minutes must be 0 (only at evaluations) "
+            f"or positive, got {training['checkpoint_minutes']}"
+        )
     if not isinstance(training["interleave_files"], bool):
-        raise ValueError(f"{source}: [training] interleave_files must be true or false, "
-                         f"got {training['interleave_files']!r}")
+        raise ValueError(
+            f"{source}: [training] interleave_files must be true or false, "
+            f"got {training['interleave_files']!r}"
+        )
 
 
 def split_size(training: Dict[str, Any]) -> int:
@@ -163,7 +175,9 @@ def lm_loss(lm: torch.nn.Module, rows: torch.Tensor, start: int, end: int, state
 
 
 @torch.no_grad()
-def evaluate_lms(task: LMTask, model, files: List[Path], settings: Dict[str, Any], device: torch.device) -> Dict[str, float]:
+def evaluate_lms(
+    task: LMTask, model, files: List[Path], settings: Dict[str, Any], device: torch.device
+) -> Dict[str, float]:
     """The held-out measure of each LM (on at most corpus[task.dev_budget] units)."""
     training, corpus = settings["training"], settings["corpus"]
     was_training = model.training
@@ -176,30 +190,45 @@ def evaluate_lms(task: LMTask, model, files: List[Path], settings: Dict[str, Any
             break
         piece = piece[: int(min(len(piece), budget - n_units))]
         ids = task.encode(model, piece)
-        for direction, lm, seq in (("forward", model.forward_lm, ids), ("backward", model.backward_lm, ids[::-1].copy())):
+        for direction, lm, seq in (
+            ("forward", model.forward_lm, ids),
+            ("backward", model.backward_lm, ids[::-1].copy()),
+        ):
             for block in rows_of(seq, training["batch_size"]):
                 rows = torch.from_numpy(block).to(device)
                 state = None
                 for start, end in windows(rows.shape[1], training["bptt"]):
                     loss, state = lm_loss(lm, rows, start, end, state)
                     totals[direction] += float(loss)
-        n_units += sum(block.shape[0] * (block.shape[1] - 1) for block in rows_of(ids, training["batch_size"]))
+        n_units += sum(
+            block.shape[0] * (block.shape[1] - 1) for block in rows_of(ids, training["batch_size"])
+        )
     model.train(was_training)
     if n_units == 0:
         raise ValueError("the held-out text is empty")
     forward, backward = (task.from_nats(totals[d] / n_units) for d in ("forward", "backward"))
-    return {f"dev_{task.metric}_forward": forward, f"dev_{task.metric}_backward": backward,
-            f"dev_{task.metric}": task.combine(forward, backward), f"dev_{task.unit}": n_units}
+    return {
+        f"dev_{task.metric}_forward": forward,
+        f"dev_{task.metric}_backward": backward,
+        f"dev_{task.metric}": task.combine(forward, backward),
+        f"dev_{task.unit}": n_units,
+    }
 
 
 def config_fingerprint(settings: Dict[str, Any]) -> Dict[str, Any]:
     training = {k: v for k, v in settings["training"].items() if k not in RESUMABLE_CHANGES}
     corpus = {k: v for k, v in settings["corpus"].items() if k != "dev"}
-    return {"model": settings["model"], "corpus": {k: str(v) for k, v in corpus.items()},
-            "training": training, "seed": settings["seed"]}
+    return {
+        "model": settings["model"],
+        "corpus": {k: str(v) for k, v in corpus.items()},
+        "training": training,
+        "seed": settings["seed"],
+    }
 
 
-def optimizer_tensors(optimizer: torch.optim.Optimizer) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+def optimizer_tensors(
+    optimizer: torch.optim.Optimizer,
+) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
     """An optimizer's state as named tensors plus msgpack-able metadata."""
     state = optimizer.state_dict()
     tensors, kinds = {}, {}
@@ -213,7 +242,9 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> Tuple[Dict[str, torch
     return tensors, {"param_groups": state["param_groups"], "scalars": kinds}
 
 
-def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]) -> None:
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]
+) -> None:
     state: Dict[int, Dict[str, Any]] = {}
     for name, value in list(tensors.items()) + list(meta["scalars"].items()):
         if name.startswith("optimizer."):
@@ -241,8 +272,9 @@ def pretrain_lms(
     Returns the final record of the log; stopped by SIGINT or SIGTERM, it holds the
     signal's name under "signal" (and the checkpoint is written)."""
     with StopOnSignals() as signals:
-        return _pretrain_lms(task, settings, Path(output_dir), resume, gpu_id, show_progress,
-                             signals)
+        return _pretrain_lms(
+            task, settings, Path(output_dir), resume, gpu_id, show_progress, signals
+        )
 
 
 def _pretrain_lms(
@@ -286,14 +318,17 @@ def _pretrain_lms(
         position = meta["position"]
         states = {
             d: (tensors[f"state.{d}.h"].to(device), tensors[f"state.{d}.c"].to(device))
-            if f"state.{d}.h" in tensors else None
+            if f"state.{d}.h" in tensors
+            else None
             for d in ("forward", "backward")
         }
         progress = meta["progress"]
         if "optimizer" in meta:
             saved_optimizer = (tensors, meta["optimizer"])
         running.update(meta.get("running", {}))  # the training loss since the last evaluation
-        msg.info(f"Resuming at step {progress['step']} (epoch {position['epoch']}, split {position['split']})")
+        msg.info(
+            f"Resuming at step {progress['step']} (epoch {position['epoch']}, split {position['split']})"
+        )
     else:
         if checkpoint_path.exists():
             raise FileExistsError(
@@ -314,15 +349,22 @@ def _pretrain_lms(
     optimizer = task.make_optimizer(model.parameters(), training)
     if saved_optimizer is not None:
         load_optimizer_state(optimizer, *saved_optimizer)
-    stop_rule = StopRule(training["max_steps"], training["max_epochs"], training["max_minutes"], training["patience"])
+    stop_rule = StopRule(
+        training["max_steps"], training["max_epochs"], training["max_minutes"], training["patience"]
+    )
     clock = RunClock(progress["seconds"])
     log_path = output_dir / LOG
     checkpoint_timer = CheckpointTimer(training["checkpoint_minutes"], clock.seconds)
     checkpointed = {"step": progress["step"] if resume else None}
 
     def provenance() -> Dict[str, Any]:
-        return {"step": progress["step"], "epoch": position["epoch"], "seconds": round(clock.seconds, 1),
-                units_key: progress[units_key], "train_files": [str(f) for f in train_files]}
+        return {
+            "step": progress["step"],
+            "epoch": position["epoch"],
+            "seconds": round(clock.seconds, 1),
+            units_key: progress[units_key],
+            "train_files": [str(f) for f in train_files],
+        }
 
     def save_checkpoint() -> None:
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -333,8 +375,14 @@ def _pretrain_lms(
         optim_tensors, optim_meta = optimizer_tensors(optimizer)
         tensors.update(optim_tensors)
         progress["seconds"] = clock.seconds
-        meta = {"fingerprint": config_fingerprint(settings), "model": model.meta(), "position": position,
-                "progress": progress, "optimizer": optim_meta, "running": running}
+        meta = {
+            "fingerprint": config_fingerprint(settings),
+            "model": model.meta(),
+            "position": position,
+            "progress": progress,
+            "optimizer": optim_meta,
+            "running": running,
+        }
         write_tensor_file(checkpoint_path, tensors, meta)
         checkpoint_timer.reset(clock.seconds)
         checkpointed["step"] = progress["step"]
@@ -346,8 +394,12 @@ def _pretrain_lms(
     def evaluate() -> Dict[str, Any]:
         record: Dict[str, Any] = {"event": "evaluate", **provenance()}
         if running["units"]:
-            record[f"train_{metric}_forward"] = task.from_nats(running["forward"] / running["units"])
-            record[f"train_{metric}_backward"] = task.from_nats(running["backward"] / running["units"])
+            record[f"train_{metric}_forward"] = task.from_nats(
+                running["forward"] / running["units"]
+            )
+            record[f"train_{metric}_backward"] = task.from_nats(
+                running["backward"] / running["units"]
+            )
         running.update(forward=0.0, backward=0.0, units=0)
         if dev_files is not None:
             record.update(evaluate_lms(task, model, dev_files, settings, device))
@@ -355,7 +407,11 @@ def _pretrain_lms(
             if best is None or record[f"dev_{metric}"] < best:
                 progress[best_key] = record[f"dev_{metric}"]
                 progress["evals_since_best"] = 0
-                model.save(output_dir / task.best_file, **provenance(), **{f"dev_{metric}": record[f"dev_{metric}"]})
+                model.save(
+                    output_dir / task.best_file,
+                    **provenance(),
+                    **{f"dev_{metric}": record[f"dev_{metric}"]},
+                )
             else:
                 progress["evals_since_best"] += 1
         else:
@@ -368,20 +424,33 @@ def _pretrain_lms(
     def describe(record: Dict[str, Any]) -> str:
         parts = [f"step {record['step']}", f"epoch {record['epoch']}", f"{record['seconds']:.0f}s"]
         if f"train_{metric}_forward" in record:
-            parts.append(f"train {metric} {record[f'train_{metric}_forward']:.3f}/{record[f'train_{metric}_backward']:.3f}")
+            parts.append(
+                f"train {metric} {record[f'train_{metric}_forward']:.3f}/{record[f'train_{metric}_backward']:.3f}"
+            )
         if f"dev_{metric}" in record:
-            parts.append(f"dev {metric} {record[f'dev_{metric}_forward']:.3f}/{record[f'dev_{metric}_backward']:.3f} (fwd/bwd)")
+            parts.append(
+                f"dev {metric} {record[f'dev_{metric}_forward']:.3f}/{record[f'dev_{metric}_backward']:.3f} (fwd/bwd)"
+            )
         return ", ".join(parts)
 
     def stop_reason() -> Optional[str]:
         if signals.received:
             return signals.received
-        return stop_rule.reason(step=progress["step"], epoch=position["epoch"], seconds=clock.seconds,
-                                evals_since_best=progress["evals_since_best"])
+        return stop_rule.reason(
+            step=progress["step"],
+            epoch=position["epoch"],
+            seconds=clock.seconds,
+            evals_since_best=progress["evals_since_best"],
+        )
 
     signals.install()
-    bar = tqdm(total=training["max_steps"] or None, initial=progress["step"], disable=not show_progress,
-               unit="step", dynamic_ncols=True)
+    bar = tqdm(
+        total=training["max_steps"] or None,
+        initial=progress["step"],
+        disable=not show_progress,
+        unit="step",
+        dynamic_ncols=True,
+    )
     last_record: Dict[str, Any] = {}
     stop = stop_reason()
     while stop is None:
@@ -394,8 +463,10 @@ def _pretrain_lms(
             if split_index < position["split"]:
                 continue
             ids = task.encode(model, piece)
-            blocks = {"forward": rows_of(ids, training["batch_size"]),
-                      "backward": rows_of(ids[::-1].copy(), training["batch_size"])}
+            blocks = {
+                "forward": rows_of(ids, training["batch_size"]),
+                "backward": rows_of(ids[::-1].copy(), training["batch_size"]),
+            }
             for block_index in range(len(blocks["forward"])):
                 if block_index < position["block"]:
                     continue
@@ -406,7 +477,10 @@ def _pretrain_lms(
                         continue
                     optimizer.zero_grad()
                     n_units = rows["forward"].shape[0] * (end - start)
-                    for direction, lm in (("forward", model.forward_lm), ("backward", model.backward_lm)):
+                    for direction, lm in (
+                        ("forward", model.forward_lm),
+                        ("backward", model.backward_lm),
+                    ):
                         loss, state = lm_loss(lm, rows[direction], start, end, states[direction])
                         (loss / n_units).backward()
                         states[direction] = detach(state)
@@ -419,10 +493,14 @@ def _pretrain_lms(
                     position["window"] = window_index + 1
                     bar.update(1)
                     if running["units"]:
-                        mean_nats = (running["forward"] + running["backward"]) / 2 / running["units"]
+                        mean_nats = (
+                            (running["forward"] + running["backward"]) / 2 / running["units"]
+                        )
                         bar.set_postfix(
-                            **{metric: f"{task.from_nats(mean_nats):.3f}",
-                               f"{unit}_per_s": f"{progress[units_key] / max(clock.seconds, 1e-9):,.0f}"},
+                            **{
+                                metric: f"{task.from_nats(mean_nats):.3f}",
+                                f"{unit}_per_s": f"{progress[units_key] / max(clock.seconds, 1e-9):,.0f}",
+                            },
                             refresh=False,
                         )
                     if progress["step"] % training["eval_every"] == 0:
@@ -450,11 +528,18 @@ def _pretrain_lms(
         # no final evaluation (it can take minutes): the checkpoint is what a resume needs
         if checkpointed["step"] != progress["step"]:
             checkpoint_between_evaluations(stop)
-        end = {"event": "end", "reason": stop, "signal": stop, **provenance(),
-               best_key: progress[best_key]}
+        end = {
+            "event": "end",
+            "reason": stop,
+            "signal": stop,
+            **provenance(),
+            best_key: progress[best_key],
+        }
         append_log(log_path, end)
-        msg.warn(f"Stopped by {stop} at step {progress['step']}: the checkpoint is written "
-                 f"({checkpoint_path}); go on with --resume")
+        msg.warn(
+            f"Stopped by {stop} at step {progress['step']}: the checkpoint is written "
+            f"({checkpoint_path}); go on with --resume"
+        )
         return {**last_record, **end}
     if not last_record or last_record["step"] != progress["step"]:
         last_record = evaluate()

@@ -1,5 +1,6 @@
 """What every LM pretraining run shares: when to evaluate, when to stop, when to write a
 checkpoint, the clock, the signals that stop a run, and the log."""
+
 import json
 import os
 import signal
@@ -28,9 +29,15 @@ class StopRule:
     """Stop after max_steps, max_epochs or max_minutes (0 = no limit), or after
     `patience` evaluations without a better dev score (0 = never)."""
 
-    def __init__(self, max_steps: int = 0, max_epochs: int = 0, max_minutes: float = 0, patience: int = 0) -> None:
-        for name, value in (("max_steps", max_steps), ("max_epochs", max_epochs),
-                            ("max_minutes", max_minutes), ("patience", patience)):
+    def __init__(
+        self, max_steps: int = 0, max_epochs: int = 0, max_minutes: float = 0, patience: int = 0
+    ) -> None:
+        for name, value in (
+            ("max_steps", max_steps),
+            ("max_epochs", max_epochs),
+            ("max_minutes", max_minutes),
+            ("patience", patience),
+        ):
             if value < 0:
                 raise ValueError(f"{name} must be 0 (no limit) or positive, got {value}")
         self.max_steps = max_steps
@@ -38,7 +45,9 @@ class StopRule:
         self.max_minutes = max_minutes
         self.patience = patience
 
-    def reason(self, *, step: int, epoch: int, seconds: float, evals_since_best: int) -> Optional[str]:
+    def reason(
+        self, *, step: int, epoch: int, seconds: float, evals_since_best: int
+    ) -> Optional[str]:
         """Why training stops now, or None to go on. `epoch` counts completed epochs."""
         if self.max_steps and step >= self.max_steps:
             return f"max_steps ({self.max_steps})"

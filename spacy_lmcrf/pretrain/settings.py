@@ -1,8 +1,11 @@
 """The [sections] of a pretraining config, read with the defaults filled in and unknown keys refused."""
+
 from typing import Any, Dict, Mapping
 
 
-def read_section(config: Mapping[str, Any], name: str, defaults: Dict[str, Any], source: str) -> Dict[str, Any]:
+def read_section(
+    config: Mapping[str, Any], name: str, defaults: Dict[str, Any], source: str
+) -> Dict[str, Any]:
     """config[name] over defaults; a key not in defaults is an error naming it."""
     given = dict(config.get(name) or {})
     unknown = sorted(set(given) - set(defaults))

@@ -3,6 +3,7 @@
 Files ending in .gz are decompressed on the fly. Text must be UTF-8: a file that is not
 raises an error naming the file and line, rather than being skipped.
 """
+
 import gzip
 from pathlib import Path
 from typing import Iterable, Iterator, List, Sequence, Tuple, Union
@@ -22,8 +23,10 @@ def text_files(paths: Union[PathLike, Sequence[PathLike]]) -> List[Path]:
         path = Path(str(entry).strip())
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:
                 raise ValueError(f"directory {path} holds no text files")
@@ -69,7 +72,9 @@ def read_chunks(files: Iterable[Path], n_chars: int) -> Iterator[str]:
         yield "".join(buffer)
 
 
-def hold_out_last_lines(source: PathLike, train_path: PathLike, dev_path: PathLike, n_lines: int) -> Tuple[int, int]:
+def hold_out_last_lines(
+    source: PathLike, train_path: PathLike, dev_path: PathLike, n_lines: int
+) -> Tuple[int, int]:
     """Copy source's lines to train_path, except the last n_lines, which go to dev_path
     (held-out text for a corpus that comes as one file). Returns the two line counts."""
     files = text_files(source)
@@ -78,7 +83,10 @@ def hold_out_last_lines(source: PathLike, train_path: PathLike, dev_path: PathLi
         raise ValueError(f"{source} has {total} lines: cannot hold out {n_lines} of them")
     for path in (train_path, dev_path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(train_path, "w", encoding="utf8") as train, open(dev_path, "w", encoding="utf8") as dev:
+    with (
+        open(train_path, "w", encoding="utf8") as train,
+        open(dev_path, "w", encoding="utf8") as dev,
+    ):
         for i, line in enumerate(read_lines(files)):
             (train if i < total - n_lines else dev).write(line)
     return total - n_lines, n_lines

@@ -7,6 +7,7 @@ the word LMs' own is here: the text read as whitespace tokens with an end-of-lin
 after every line, a vocabulary of the frequent words plus <unk>, a full or adaptive
 softmax, the optimizer, and perplexity on the held-out text.
 """
+
 import math
 from pathlib import Path
 from typing import Any, Dict, Union
@@ -53,24 +54,32 @@ def read_settings(config: Config, source: str = "config") -> Dict[str, Dict[str,
     }
     check_loop_settings(settings, source)
     if settings["training"]["optimizer"] not in OPTIMIZERS:
-        raise ValueError(f"{source}: [training] optimizer must be one of {', '.join(OPTIMIZERS)}, "
-                         f"got {settings['training']['optimizer']!r}")
+        raise ValueError(
+            f"{source}: [training] optimizer must be one of {', '.join(OPTIMIZERS)}, "
+            f"got {settings['training']['optimizer']!r}"
+        )
     settings["model"]["cutoffs"] = list(settings["model"]["cutoffs"] or [])
     return settings
 
 
 def _build(settings: Dict[str, Any], train_files) -> BiWordLM:
     corpus = settings["corpus"]
-    vocab = WordVocab.from_lines(read_lines(train_files), corpus["min_count"], corpus["max_vocab"] or None)
+    vocab = WordVocab.from_lines(
+        read_lines(train_files), corpus["min_count"], corpus["max_vocab"] or None
+    )
     return BiWordLM(vocab, **settings["model"])
 
 
 def _describe(model: BiWordLM, settings: Dict[str, Any]) -> str:
     sizes = model.sizes
-    softmax = f"adaptive softmax, cutoffs {sizes['cutoffs']}" if sizes["cutoffs"] else "full softmax"
-    return (f"{len(model.vocab):,} words (<unk> and </s> included); LSTM {sizes['hidden_size']} "
-            f"-> projection {sizes['projection_size']} x {sizes['num_layers']}; {softmax}; "
-            f"{sum(p.numel() for p in model.parameters()):,} parameters")
+    softmax = (
+        f"adaptive softmax, cutoffs {sizes['cutoffs']}" if sizes["cutoffs"] else "full softmax"
+    )
+    return (
+        f"{len(model.vocab):,} words (<unk> and </s> included); LSTM {sizes['hidden_size']} "
+        f"-> projection {sizes['projection_size']} x {sizes['num_layers']}; {softmax}; "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters"
+    )
 
 
 def _optimizer(params, training: Dict[str, Any]) -> torch.optim.Optimizer:
@@ -106,5 +115,11 @@ def pretrain_word_lm(
     config in output_dir: word_lm.msgpack (best dev perplexity, or the last model without
     dev text), word_lm-last.msgpack, checkpoint.msgpack (everything a resume needs) and
     log.jsonl. Returns the final record of the log."""
-    return pretrain_lms(WORD_LM_TASK, read_settings(config), output_dir, resume=resume, gpu_id=gpu_id,
-                        show_progress=show_progress)
+    return pretrain_lms(
+        WORD_LM_TASK,
+        read_settings(config),
+        output_dir,
+        resume=resume,
+        gpu_id=gpu_id,
+        show_progress=show_progress,
+    )

@@ -19,6 +19,7 @@ After the swap, what is left (the previous pipeline, under the temporary or the 
 is deleted; a crash before that leaves a stale sibling that the next recovery removes.
 One writer at a time per path: recovery removes every temporary sibling of path.
 """
+
 import ctypes
 import errno
 import functools
@@ -174,7 +175,11 @@ def _renameat2() -> Optional[Callable[..., int]]:
     except (AttributeError, OSError):
         return None
     function.argtypes = [
-        ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
     ]
     function.restype = ctypes.c_int
     return function

@@ -1,5 +1,6 @@
 """Training callbacks: stop `spacy train` cleanly when a wall-clock budget is spent; write
 the license into a trained pipeline's meta."""
+
 import time
 from typing import Any, Callable, Dict
 

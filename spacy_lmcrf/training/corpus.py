@@ -1,5 +1,6 @@
 """Corpus readers that keep the corpus's own tokens, as the CoNLL benchmarks are defined,
 and the reader and batcher of joint training (several corpora, one batch stream)."""
+
 import random
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Union
@@ -83,7 +84,9 @@ def create_task_corpora(
     """
     paths = {name: path for name, path in corpora.items() if path is not None}
     if not paths:
-        raise ValueError(f"spacy_lmcrf.TaskCorpora.v1: every path is null ({sorted(corpora)}); set them in [paths]")
+        raise ValueError(
+            f"spacy_lmcrf.TaskCorpora.v1: every path is null ({sorted(corpora)}); set them in [paths]"
+        )
     readers = {name: GoldTokenCorpus(path, limit=limit) for name, path in paths.items()}
 
     def read(nlp: Language) -> Iterator[Example]:
@@ -108,7 +111,9 @@ def _tagged(name: str, examples: Iterable[Example]) -> Iterator[Example]:
 
 
 @registry.batchers("spacy_lmcrf.task_batcher.v1")
-def create_task_batcher(size: int, cycle: bool = True) -> Callable[[Iterable[Example]], Iterator[List[Example]]]:
+def create_task_batcher(
+    size: int, cycle: bool = True
+) -> Callable[[Iterable[Example]], Iterator[List[Example]]]:
     """Batches of one corpus each, the corpora taking turns: the joint training of
     Yang et al. 2016, which iterates over the tasks (or languages) and takes a batch of
     each in turn. spaCy shuffles the examples of an epoch before batching; this batcher

@@ -9,6 +9,7 @@ do so are spacy_lmcrf.TimedLogger.v1 and spacy_lmcrf.DevScoreLogger.v1 (which wr
 other logger). A listener that is never claimed finds out at its first step: see
 DevScoreListener.check_connected.
 """
+
 import weakref
 from typing import Any, Dict, List, Optional
 
@@ -25,8 +26,8 @@ class DevScoreListener:
         if not self.connected:
             raise RuntimeError(
                 f"{owner} follows the dev score, but no training logger reports it: use "
-                "[training.logger] @loggers = \"spacy_lmcrf.TimedLogger.v1\", or wrap your logger in "
-                "\"spacy_lmcrf.DevScoreLogger.v1\" (see configs/taglm_ner.cfg)"
+                '[training.logger] @loggers = "spacy_lmcrf.TimedLogger.v1", or wrap your logger in '
+                '"spacy_lmcrf.DevScoreLogger.v1" (see configs/taglm_ner.cfg)'
             )
 
 
@@ -56,4 +57,6 @@ def publish_dev_score(listeners: List[DevScoreListener], info: Optional[Dict[str
     if info is None or info.get("score") is None:
         return
     for listener in listeners:
-        listener.observe_dev_score(float(info["score"]), step=int(info["step"]), epoch=int(info["epoch"]))
+        listener.observe_dev_score(
+            float(info["score"]), step=int(info["step"]), epoch=int(info["epoch"])
+        )

@@ -1,4 +1,5 @@
 """Training loggers: spaCy's console table plus a timed JSON-lines record of every evaluation."""
+
 import json
 import math
 import sys

@@ -1,5 +1,6 @@
 """What Thinc lacks for the papers' recipes: SGD with momentum, AdaGrad, global-norm
 clipping, and learning rates that decay per epoch."""
+
 from typing import Iterator, List, Optional
 
 import torch
@@ -269,10 +270,19 @@ class LossPlateauSchedule:
     optimizer's learn_rate schedule when that schedule has an observe_loss method.
     """
 
-    def __init__(self, initial_rate: float, *, steps_per_epoch: int, factor: float, patience: int,
-                 min_rate: float) -> None:
+    def __init__(
+        self,
+        initial_rate: float,
+        *,
+        steps_per_epoch: int,
+        factor: float,
+        patience: int,
+        min_rate: float,
+    ) -> None:
         if steps_per_epoch < 1 or patience < 1:
-            raise ValueError(f"steps_per_epoch and patience must be at least 1, got {steps_per_epoch}, {patience}")
+            raise ValueError(
+                f"steps_per_epoch and patience must be at least 1, got {steps_per_epoch}, {patience}"
+            )
         if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must be between 0 and 1, got {factor}")
         self.rate = initial_rate
@@ -323,14 +333,22 @@ class LossPlateauSchedule:
 
 @registry.schedules("spacy_lmcrf.anneal_on_loss_plateau.v1")
 def anneal_on_loss_plateau(
-    initial_rate: float, steps_per_epoch: int, factor: float = 0.5, patience: int = 5, min_rate: float = 0.0
+    initial_rate: float,
+    steps_per_epoch: int,
+    factor: float = 0.5,
+    patience: int = 5,
+    min_rate: float = 0.0,
 ) -> LossPlateauSchedule:
     """Multiply the learning rate by factor when the epoch's training loss has not
     improved for patience epochs (Akbik et al. 2018: 0.5 after 5). spaCy steps
     schedules once per batch, so give the number of batches per epoch. Works with the
     spacy_lmcrf components, which report their losses to it."""
     return LossPlateauSchedule(
-        initial_rate, steps_per_epoch=steps_per_epoch, factor=factor, patience=patience, min_rate=min_rate
+        initial_rate,
+        steps_per_epoch=steps_per_epoch,
+        factor=factor,
+        patience=patience,
+        min_rate=min_rate,
     )
 
 
@@ -354,8 +372,16 @@ class DropAfterBestDevSchedule(DevScoreListener):
 
     name = "spacy_lmcrf.drop_after_best_dev.v1"
 
-    def __init__(self, initial_rate: float, *, steps_per_epoch: int, factor: float, epochs_per_drop: int,
-                 drops: int, patience: int) -> None:
+    def __init__(
+        self,
+        initial_rate: float,
+        *,
+        steps_per_epoch: int,
+        factor: float,
+        epochs_per_drop: int,
+        drops: int,
+        patience: int,
+    ) -> None:
         if steps_per_epoch < 1 or epochs_per_drop < 1 or drops < 1 or patience < 1:
             raise ValueError(
                 f"{self.name}: steps_per_epoch, epochs_per_drop, drops and patience must be at least 1, "
@@ -389,7 +415,9 @@ class DropAfterBestDevSchedule(DevScoreListener):
         if self.calls >= 2:
             self.check_connected(self.name)
         if self.calls >= 3 and self.n_scores == 0:
-            raise RuntimeError(f"{self.name} received no dev score at step 0: the logger did not report it")
+            raise RuntimeError(
+                f"{self.name} received no dev score at step 0: the logger did not report it"
+            )
         if self.phase_end is not None and self.calls > self.phase_end and not self.finished:
             if self.drops_done < self.drops:
                 self._drop(first_call=self.calls)
@@ -401,8 +429,10 @@ class DropAfterBestDevSchedule(DevScoreListener):
         self.n_scores += 1
         self.history.append({"step": step, "epoch": epoch, "score": score, "rate": self.rate})
         if self.finished:
-            message = (f"Stopping: {self.name} has run its {self.drops} phases of {self.epochs_per_drop} epochs "
-                       f"after the best dev score {self.best:.4f} (step {step}, epoch {epoch})")
+            message = (
+                f"Stopping: {self.name} has run its {self.drops} phases of {self.epochs_per_drop} epochs "
+                f"after the best dev score {self.best:.4f} (step {step}, epoch {epoch})"
+            )
             print(message, flush=True)
             raise TrainingScheduleDone(message)
         if self.best is None or score > self.best:
@@ -419,8 +449,11 @@ class DropAfterBestDevSchedule(DevScoreListener):
         self.rate /= self.factor
         self.drops_done += 1
         self.phase_end = first_call + self.epochs_per_drop * self.steps_per_epoch - 1
-        print(f"{self.name}: learning rate {self.rate:g} for {self.epochs_per_drop} epochs "
-              f"(phase {self.drops_done} of {self.drops})", flush=True)
+        print(
+            f"{self.name}: learning rate {self.rate:g} for {self.epochs_per_drop} epochs "
+            f"(phase {self.drops_done} of {self.drops})",
+            flush=True,
+        )
 
 
 @registry.schedules("spacy_lmcrf.drop_after_best_dev.v1")
@@ -450,6 +483,10 @@ def drop_after_best_dev(
     patience (int): dev evaluations without improvement before the first drop.
     """
     return DropAfterBestDevSchedule(
-        initial_rate, steps_per_epoch=steps_per_epoch, factor=factor, epochs_per_drop=epochs_per_drop,
-        drops=drops, patience=patience,
+        initial_rate,
+        steps_per_epoch=steps_per_epoch,
+        factor=factor,
+        epochs_per_drop=epochs_per_drop,
+        drops=drops,
+        patience=patience,
     )

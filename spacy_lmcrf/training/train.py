@@ -9,6 +9,7 @@ exact guarantee). The output directory's layout, the meta.json performance, the 
 output and the callbacks ([training.before_update], [training.before_to_disk],
 [initialize.after_init]) are spaCy's.
 """
+
 import sys
 from pathlib import Path
 from typing import IO, Any, Dict, Optional, Tuple, Union

@@ -4,6 +4,7 @@ which test_old_pipeline.py loads with the current code and compares output for o
 
     python tests/data/make_old_pipeline.py
 """
+
 import shutil
 import subprocess
 import sys
@@ -37,23 +38,33 @@ TEXTS = [
 WORD_CHAR = {
     "@architectures": "spacy_lmcrf.WordCharTok2Vec.v1",
     "word_embed": {"@architectures": "spacy_lmcrf.WordEmbedding.v1", "width": 16, "min_freq": 1},
-    "char_embed": {"@architectures": "spacy_lmcrf.CharCNN.v1", "char_dim": 8, "filters": 8, "dropout": 0.0},
+    "char_embed": {
+        "@architectures": "spacy_lmcrf.CharCNN.v1",
+        "char_dim": 8,
+        "filters": 8,
+        "dropout": 0.0,
+    },
     "encoder": {"@architectures": "spacy_lmcrf.BiLSTMEncoder.v1", "width": 16},
     "max_length": 128,
 }
-BIGRU = {**WORD_CHAR, "encoder": {"@architectures": "spacy_lmcrf.BiGRUEncoder.v1", "width": 16, "depth": 2}}
+BIGRU = {
+    **WORD_CHAR,
+    "encoder": {"@architectures": "spacy_lmcrf.BiGRUEncoder.v1", "width": 16, "depth": 2},
+}
 
 
 def outputs(nlp, texts=TEXTS):
     result = []
     for doc in nlp.pipe(texts):
-        result.append({
-            "ents": [[e.start, e.end, e.label_] for e in doc.ents],
-            "ent_scores": [float(x) for x in doc.spans["lm_crf_ner"].attrs["scores"]],
-            "tags": [t.tag_ for t in doc],
-            "chunks": [[s.start, s.end, s.label_] for s in doc.spans["chunks"]],
-            "chunk_scores": [float(x) for x in doc.spans["chunks"].attrs["scores"]],
-        })
+        result.append(
+            {
+                "ents": [[e.start, e.end, e.label_] for e in doc.ents],
+                "ent_scores": [float(x) for x in doc.spans["lm_crf_ner"].attrs["scores"]],
+                "tags": [t.tag_ for t in doc],
+                "chunks": [[s.start, s.end, s.label_] for s in doc.spans["chunks"]],
+                "chunk_scores": [float(x) for x in doc.spans["chunks"].attrs["scores"]],
+            }
+        )
     return result
 
 
@@ -71,10 +82,17 @@ def main():
     if OUT.exists():
         shutil.rmtree(OUT)
     nlp.to_disk(OUT)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    srsly.write_json(OUT.parent / "pipeline_0_1.json", {
-        "commit": commit.stdout.strip(), "texts": TEXTS, "outputs": outputs(spacy.load(OUT)),
-    })
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    )
+    srsly.write_json(
+        OUT.parent / "pipeline_0_1.json",
+        {
+            "commit": commit.stdout.strip(),
+            "texts": TEXTS,
+            "outputs": outputs(spacy.load(OUT)),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ A word longer than max_token_chars enters the stream as its first and last chara
 only (token_chars), so one very long token (base64, minified JSON, a CJK run without
 spaces) costs the character LSTMs at most max_token_chars steps.
 """
+
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -183,12 +184,16 @@ class Vocabularies:
         for doc in docs:
             for token in doc:
                 char_counts.update(token.text)
-                word_counts[normalize_word(token.text, lowercase=lowercase, zero_digits=zero_digits)] += 1
+                word_counts[
+                    normalize_word(token.text, lowercase=lowercase, zero_digits=zero_digits)
+                ] += 1
         chars = sorted(char_counts)
         frequent = sorted(w for w, n in word_counts.items() if n >= min_freq)
         frequent_set = set(frequent)
         pretrained = sorted(set(pretrained_words) - frequent_set)
-        return cls(chars, frequent + pretrained, frequent, lowercase=lowercase, zero_digits=zero_digits)
+        return cls(
+            chars, frequent + pretrained, frequent, lowercase=lowercase, zero_digits=zero_digits
+        )
 
 
 @dataclass

@@ -1,4 +1,5 @@
 """Split documents into the bounded sequences the recurrent layers and the CRF run over."""
+
 from typing import List, Sequence, Tuple
 
 from spacy.tokens import Doc

@@ -7,6 +7,7 @@ training doc instead of a sample, and when it is shared through a listener, each
 listening component initializes it again with its own docs, which extends the
 vocabularies (the union of all of them) rather than replacing them.
 """
+
 from functools import partial
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
@@ -83,7 +84,9 @@ def vector_words(vocab: Vocab, normalize: Callable[[str], str]) -> List[str]:
     return sorted(vector_keys(vocab, normalize))
 
 
-def extend_vocabularies(model: Model, docs: Sequence[Doc], *, with_lm_words: bool = True) -> Vocabularies:
+def extend_vocabularies(
+    model: Model, docs: Sequence[Doc], *, with_lm_words: bool = True
+) -> Vocabularies:
     """Count docs (all the training docs) into vocabularies, add the words of the
     pipeline's vectors (if attrs["include_vectors"]), merge the model's current
     vocabularies into them, and store the result in the model's attrs."""
@@ -93,7 +96,9 @@ def extend_vocabularies(model: Model, docs: Sequence[Doc], *, with_lm_words: boo
     spacy_vocab = docs[0].vocab
     pretrained: Iterable[str] = ()
     if attrs["include_vectors"] and has_vectors(spacy_vocab):
-        pretrained = vector_words(spacy_vocab, partial(normalize_word, lowercase=lowercase, zero_digits=zero_digits))
+        pretrained = vector_words(
+            spacy_vocab, partial(normalize_word, lowercase=lowercase, zero_digits=zero_digits)
+        )
     vocab = Vocabularies.from_docs(
         docs,
         min_freq=attrs["min_freq"],
@@ -102,7 +107,9 @@ def extend_vocabularies(model: Model, docs: Sequence[Doc], *, with_lm_words: boo
         pretrained_words=pretrained,
     )
     if not with_lm_words:
-        vocab = Vocabularies(vocab.chars, vocab.words, (), lowercase=lowercase, zero_digits=zero_digits)
+        vocab = Vocabularies(
+            vocab.chars, vocab.words, (), lowercase=lowercase, zero_digits=zero_digits
+        )
     if attrs["chars"] or attrs["words"]:
         vocab = vocab.union(get_vocabularies(model))
     attrs.update(vocab.to_attrs())

@@ -4,6 +4,7 @@ Plain Python and numpy, run before the torch module: one padded batch per call.
 Words are numbered in segment order (segment 0's words, then segment 1's, ...), the
 order of the valid positions of the (S, T) word grid read row by row.
 """
+
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 

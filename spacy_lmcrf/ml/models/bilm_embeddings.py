@@ -7,6 +7,7 @@ w_k's forward embedding; the backward LM reads "</s> wn ... w1" and its state af
 w_k is w_k's backward embedding. Tokens outside the LMs' vocabulary are <unk>. The
 softmax layers are left behind, and the LMs are fixed (the paper fixes them).
 """
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -87,7 +88,9 @@ class BiLMStates(nn.Module):
         self.backward_lm = WordLMEncoder(**sizes)
         self.output_size = self.forward_lm.output_size
 
-    def forward(self, word_ids: torch.Tensor, lengths_cpu: torch.Tensor, eos_id: int) -> torch.Tensor:
+    def forward(
+        self, word_ids: torch.Tensor, lengths_cpu: torch.Tensor, eos_id: int
+    ) -> torch.Tensor:
         """word_ids (S, T) padded segments, lengths_cpu (S,) -> (S, T, 2 x output_size)."""
         S, T = word_ids.shape
         dtype = self.forward_lm.embed.weight.dtype
@@ -118,7 +121,9 @@ def featurize_lm_words(docs: List[Doc], vocab: WordVocab, max_length: int) -> LM
     """Each segment's tokens as the LMs' word ids (0, <unk>, for unknown words)."""
     segments = batch_segments(docs, max_length)
     lengths = numpy.array([end - start for _, start, end in segments], dtype="int64")
-    word_ids = numpy.zeros((len(segments), int(lengths.max()) if len(segments) else 0), dtype="int64")
+    word_ids = numpy.zeros(
+        (len(segments), int(lengths.max()) if len(segments) else 0), dtype="int64"
+    )
     for s, (doc_i, start, end) in enumerate(segments):
         word_ids[s, : end - start] = vocab.encode([token.text for token in docs[doc_i][start:end]])
     return LMBatch(segments, [len(doc) for doc in docs], lengths, word_ids, vocab.ids[EOS])
@@ -183,5 +188,7 @@ def _convert_inputs(model: Model, batch: LMBatch, is_train: bool) -> Tuple[ArgsK
 
 def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
     batch, states = inputs_outputs
-    outputs = unpad_segments(model.ops, torch2xp(states.detach()), batch.segments, batch.doc_lengths)
+    outputs = unpad_segments(
+        model.ops, torch2xp(states.detach()), batch.segments, batch.doc_lengths
+    )
     return outputs, lambda d_outputs: ArgsKwargs(args=(), kwargs={})

@@ -1,4 +1,5 @@
 """spacy_lmcrf.CharBiLSTM.v1, CharCNN.v1 and CharBiGRU.v1: per-word character encoders."""
+
 from typing import Optional
 
 from spacy.util import registry
@@ -26,7 +27,12 @@ def build_char_bilstm(
         characters (no CoNLL-2000/2003 word is longer than 64); null keeps all.
     """
     return CharBiRNN(
-        "lstm", char_dim=char_dim, hidden=hidden, depth=depth, dropout=dropout, max_word_length=max_word_length
+        "lstm",
+        char_dim=char_dim,
+        hidden=hidden,
+        depth=depth,
+        dropout=dropout,
+        max_word_length=max_word_length,
     )
 
 
@@ -49,7 +55,13 @@ def build_char_cnn(
     max_word_length (Optional[int]): longer words keep their first this many
         characters (no CoNLL-2000/2003 word is longer than 64); null keeps all.
     """
-    return CharCNN(char_dim=char_dim, filters=filters, window=window, dropout=dropout, max_word_length=max_word_length)
+    return CharCNN(
+        char_dim=char_dim,
+        filters=filters,
+        window=window,
+        dropout=dropout,
+        max_word_length=max_word_length,
+    )
 
 
 @registry.architectures("spacy_lmcrf.CharBiGRU.v1")
@@ -73,5 +85,10 @@ def build_char_bigru(
     max_word_length (Optional[int]): longer words keep their first this many characters.
     """
     return CharBiRNN(
-        "gru", char_dim=char_dim, hidden=hidden, depth=depth, dropout=dropout, max_word_length=max_word_length
+        "gru",
+        char_dim=char_dim,
+        hidden=hidden,
+        depth=depth,
+        dropout=dropout,
+        max_word_length=max_word_length,
     )

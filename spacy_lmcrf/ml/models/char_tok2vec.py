@@ -6,6 +6,7 @@ language's head (spacy_lmcrf.WordFeaturesTok2Vec.v1 below its CRF) listens to it
 adds its own word embeddings and word-level encoder. The character vocabulary is built
 from every training doc of every listening head: the union of the languages'.
 """
+
 from typing import List, Optional
 
 import torch
@@ -91,6 +92,8 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
         return model
     vocab = extend_vocabularies(model, X, with_lm_words=False)
     # the words are not used: keep only the characters
-    model.attrs.update(Vocabularies(vocab.chars, (), (), lowercase=False, zero_digits=vocab.zero_digits).to_attrs())
+    model.attrs.update(
+        Vocabularies(vocab.chars, (), (), lowercase=False, zero_digits=vocab.zero_digits).to_attrs()
+    )
     get_module(model).char_embed.resize(vocab.n_chars)
     return model

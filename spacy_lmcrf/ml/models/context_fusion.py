@@ -1,4 +1,5 @@
 """spacy_lmcrf.ContextFusion.v1: position-aware self-attention and a fusion gate (PSA)."""
+
 from spacy.util import registry
 
 from ..modules.psa import ContextFusion, PositionAwareSelfAttention

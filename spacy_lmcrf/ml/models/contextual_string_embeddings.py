@@ -8,6 +8,7 @@ character concatenated with the backward LM's output after (reading leftwards) t
 word's first character: [h^f_{t_{i+1}-1}; h^b_{t_i-1}] in the paper's notation. A word
 longer than max_token_chars is read as its first and last characters only.
 """
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -126,21 +127,28 @@ class ContextualStringLMs(nn.Module):
         return out
 
     def forward(
-        self, char_ids: torch.Tensor, char_lengths_cpu: torch.Tensor,
-        last_chars: torch.Tensor, first_chars: torch.Tensor,
+        self,
+        char_ids: torch.Tensor,
+        char_lengths_cpu: torch.Tensor,
+        last_chars: torch.Tensor,
+        first_chars: torch.Tensor,
     ) -> torch.Tensor:
         """char_ids (S, C) padded segment strings, char_lengths_cpu (S,), and for every
         token slot (S, T) the position of its last and first character (0 at padding)
         -> (S, T, 2 x hidden_size)."""
         S, T = last_chars.shape
-        out = char_ids.new_zeros((S, T, 2 * self.hidden_size), dtype=self.forward_lm.decoder.weight.dtype)
+        out = char_ids.new_zeros(
+            (S, T, 2 * self.hidden_size), dtype=self.forward_lm.decoder.weight.dtype
+        )
         for group in length_groups(char_lengths_cpu, self.group_size):
             lengths = char_lengths_cpu[group]
             C = int(lengths.max())
             rows = group.to(char_ids.device)
             ids = char_ids[rows, :C]
             fwd = self.run_lm(self.forward_lm, ids, last_chars[rows])
-            reversed_positions = (lengths.to(ids.device)[:, None] - 1 - first_chars[rows]).clamp(min=0)
+            reversed_positions = (lengths.to(ids.device)[:, None] - 1 - first_chars[rows]).clamp(
+                min=0
+            )
             bwd = self.run_lm(self.backward_lm, reverse_padded(ids, lengths), reversed_positions)
             out = out.index_put((rows,), torch.cat([fwd, bwd], dim=-1))
         return out
@@ -263,4 +271,3 @@ def _convert_inputs(model: Model, batch: CharBatch, is_train: bool) -> Tuple[Arg
         "first_chars": torch.from_numpy(batch.first_chars).to(device),
     }
     return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
-

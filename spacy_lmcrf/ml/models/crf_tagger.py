@@ -1,4 +1,5 @@
 """spacy_lmcrf.CRFTagger.v1: a tok2vec, a projection to CRF potentials, and the batch they share."""
+
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
@@ -107,7 +108,9 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[CRFScores, C
     for rows in padding_groups(segments):
         group_segments = [segments[i] for i in rows]
         potentials, backprop_head = head((vectors, group_segments, doc_lengths), is_train)
-        lengths = torch.tensor([end - start for _, start, end in group_segments], device=potentials.device)
+        lengths = torch.tensor(
+            [end - start for _, start, end in group_segments], device=potentials.device
+        )
         groups.append(CRFGroup(potentials, lengths, rows))
         backprops.append(backprop_head)
 

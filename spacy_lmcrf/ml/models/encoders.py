@@ -1,4 +1,5 @@
 """spacy_lmcrf.BiLSTMEncoder.v1 / BiGRUEncoder.v1: word-level bidirectional RNN context encoders."""
+
 from spacy.util import registry
 
 from ..modules.birnn import BiRNNEncoder
@@ -23,7 +24,11 @@ def build_bilstm_encoder(
     locked_dropout (bool): variational dropout, one mask per sequence (Flair).
     """
     return BiRNNEncoder(
-        "lstm", width, depth, input_dropout=input_dropout, output_dropout=output_dropout,
+        "lstm",
+        width,
+        depth,
+        input_dropout=input_dropout,
+        output_dropout=output_dropout,
         locked_dropout=locked_dropout,
     )
 
@@ -47,6 +52,10 @@ def build_bigru_encoder(
     locked_dropout (bool): variational dropout, one mask per sequence (Flair).
     """
     return BiRNNEncoder(
-        "gru", width, depth, input_dropout=input_dropout, output_dropout=output_dropout,
+        "gru",
+        width,
+        depth,
+        input_dropout=input_dropout,
+        output_dropout=output_dropout,
         locked_dropout=locked_dropout,
     )

@@ -5,6 +5,7 @@ co-trained language model: in training it also computes lm_weight x the LM loss 
 adds that loss's gradient when it is backpropagated, so the language model trains
 whether the tok2vec is inline in a component or shared through a listener.
 """
+
 from typing import Callable, List, Optional, Tuple
 
 import torch
@@ -148,7 +149,9 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
         word_dim=word_dim,
         n_lm_words=vocab.n_lm_words,
     )
-    init_word_embeddings(module.word_embed.weight, vocab, spacy_vocab if has_vectors(spacy_vocab) else None)
+    init_word_embeddings(
+        module.word_embed.weight, vocab, spacy_vocab if has_vectors(spacy_vocab) else None
+    )
     return model
 
 
@@ -180,7 +183,9 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2
     return outputs, backprop
 
 
-def _convert_inputs(model: Model, batch: FeatureBatch, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
+def _convert_inputs(
+    model: Model, batch: FeatureBatch, is_train: bool
+) -> Tuple[ArgsKwargs, Callable]:
     device = model.shims[0].device
 
     def as_tensor(array):

@@ -6,6 +6,7 @@ With both fusion layers off it is the plain BiLSTM-CRF baseline's tok2vec (the s
 module as spacy_lmcrf.WordCharTok2Vec.v1), so Table VII's ablations are overrides of
 one config.
 """
+
 import copy
 from typing import Dict, List, Optional
 

@@ -1,4 +1,5 @@
 """spacy_lmcrf.StackedEmbeddings.v1: several tok2vecs' rows side by side (Flair's stacking)."""
+
 from typing import List
 
 from spacy.tokens import Doc
@@ -8,7 +9,9 @@ from thinc.types import Floats2d
 
 
 @registry.architectures("spacy_lmcrf.StackedEmbeddings.v1")
-def build_stacked_embeddings(*embeddings: Model[List[Doc], List[Floats2d]]) -> Model[List[Doc], List[Floats2d]]:
+def build_stacked_embeddings(
+    *embeddings: Model[List[Doc], List[Floats2d]],
+) -> Model[List[Doc], List[Floats2d]]:
     """Concatenate the per-token rows of several tok2vecs (Akbik et al. 2018, equation
     14: contextual string embeddings stacked with word embeddings, and optionally with
     task-trained character features). Unlike Thinc's concatenate.v1, the output width is
@@ -22,7 +25,9 @@ def build_stacked_embeddings(*embeddings: Model[List[Doc], List[Floats2d]]) -> M
     widths = [layer.get_dim("nO") if layer.has_dim("nO") else None for layer in embeddings]
     if any(width is None for width in widths):
         missing = [layer.name for layer, width in zip(embeddings, widths) if width is None]
-        raise ValueError(f"StackedEmbeddings: the output width (nO) of {', '.join(missing)} is not set")
+        raise ValueError(
+            f"StackedEmbeddings: the output width (nO) of {', '.join(missing)} is not set"
+        )
     if len(embeddings) == 1:
         return embeddings[0]
     model = concatenate(*embeddings)

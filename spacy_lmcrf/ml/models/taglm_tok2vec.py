@@ -8,6 +8,7 @@ The LM embeddings are computed by their own (frozen) model and padded into the s
 segments as the words; the rest is one torch module (TagLMEncoder), wrapped once, whose
 vocabularies are built at initialization as spacy_lmcrf.WordCharTok2Vec.v1's.
 """
+
 from typing import Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
@@ -63,7 +64,9 @@ def build_taglm_tok2vec(
     lm_width = 0
     if bilm is not None:
         if not bilm.has_dim("nO") or bilm.get_dim("nO") is None:
-            raise ValueError("TagLMTok2Vec: the bilm's output width (nO) must be set when it is built")
+            raise ValueError(
+                "TagLMTok2Vec: the bilm's output width (nO) must be set when it is built"
+            )
         lm_width = bilm.get_dim("nO")
     module = TagLMEncoder(
         word_embed,
@@ -81,7 +84,13 @@ def build_taglm_tok2vec(
     attrs = word_char_attrs(module, max_length)
     attrs["lm_position"] = lm_position if bilm is not None else None
     return Model(
-        "taglm_tok2vec", forward, init=init, layers=layers, refs=refs, dims={"nO": module.width}, attrs=attrs
+        "taglm_tok2vec",
+        forward,
+        init=init,
+        layers=layers,
+        refs=refs,
+        dims={"nO": module.width},
+        attrs=attrs,
     )
 
 

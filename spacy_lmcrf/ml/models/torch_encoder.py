@@ -1,4 +1,5 @@
 """spacy_lmcrf.TorchEncoder.v1: one of our context encoders over any tok2vec's rows."""
+
 from typing import Callable, List, Optional, Tuple
 
 import torch
@@ -44,7 +45,9 @@ def build_torch_encoder(
         dims={"nO": encoder.width},
         attrs={
             "max_length": max_length,
-            "init_with_all_docs": any(node.attrs.get("init_with_all_docs") for node in tok2vec.walk()),
+            "init_with_all_docs": any(
+                node.attrs.get("init_with_all_docs") for node in tok2vec.walk()
+            ),
         },
     )
 
@@ -63,7 +66,9 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2
     if not segments:
         outputs = [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs]
         return outputs, lambda d_outputs: backprop_tok2vec(vectors)
-    outputs, backprop_encoder = model.get_ref("encoder")((vectors, segments, [len(doc) for doc in docs]), is_train)
+    outputs, backprop_encoder = model.get_ref("encoder")(
+        (vectors, segments, [len(doc) for doc in docs]), is_train
+    )
 
     def backprop(d_outputs: List[Floats2d]) -> List[Doc]:
         return backprop_tok2vec(backprop_encoder(d_outputs))

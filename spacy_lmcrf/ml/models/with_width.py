@@ -1,4 +1,5 @@
 """spacy_lmcrf.WithWidth.v1: a tok2vec whose output width is declared in the config."""
+
 from typing import Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
@@ -8,7 +9,9 @@ from thinc.types import Floats2d
 
 
 @registry.architectures("spacy_lmcrf.WithWidth.v1")
-def build_with_width(tok2vec: Model[List[Doc], List[Floats2d]], width: int) -> Model[List[Doc], List[Floats2d]]:
+def build_with_width(
+    tok2vec: Model[List[Doc], List[Floats2d]], width: int
+) -> Model[List[Doc], List[Floats2d]]:
     """Declare the output width of a tok2vec that learns it only at initialization,
     such as spacy-transformers' TransformerListener (the transformer's hidden size),
     so that a CRF head can be built around it. Initialization checks the width.

@@ -9,6 +9,7 @@ together. The vocabularies are built at initialization from every training doc (
 extended when a shared tok2vec is initialized again by its listeners); the modules
 are sized then, and from the saved state when a pipeline is loaded.
 """
+
 from typing import Callable, List, Optional, Tuple
 
 import torch
@@ -56,7 +57,9 @@ def build_word_char_tok2vec(
     return word_char_model(WordCharEncoder(word_embed, char_embed, encoder), max_length)
 
 
-def word_char_model(module: WordCharEncoder, max_length: int, name: str = "word_char_tok2vec") -> Model[List[Doc], List[Floats2d]]:
+def word_char_model(
+    module: WordCharEncoder, max_length: int, name: str = "word_char_tok2vec"
+) -> Model[List[Doc], List[Floats2d]]:
     """The Thinc model around a WordCharEncoder: featurizes docs into padded segments,
     builds the vocabularies at initialization and sizes the module (also from a saved
     state when a pipeline is loaded)."""
@@ -107,7 +110,9 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     width = word_width(spacy_vocab, module.word_embed.requested_width, "WordEmbedding", "width")
     vocab = extend_vocabularies(model, X, with_lm_words=False)
     module.resize(n_chars=vocab.n_chars, n_words=vocab.n_words, word_width=width)
-    init_word_embeddings(module.word_embed.table.weight, vocab, spacy_vocab if has_vectors(spacy_vocab) else None)
+    init_word_embeddings(
+        module.word_embed.table.weight, vocab, spacy_vocab if has_vectors(spacy_vocab) else None
+    )
     if module.width != model.get_dim("nO"):
         raise ValueError(f"{model.name}: output width {module.width} != nO {model.get_dim('nO')}")
     return model
@@ -150,4 +155,3 @@ def _convert_inputs(model: Model, batch: WordBatch, is_train: bool) -> Tuple[Arg
         kwargs["char_ids"] = torch.from_numpy(batch.char_ids).to(device)
         kwargs["char_lengths_cpu"] = torch.from_numpy(batch.char_lengths)
     return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
-

@@ -1,4 +1,5 @@
 """spacy_lmcrf.WordEmbedding.v1, and filling a word table from the pipeline's vectors."""
+
 from typing import List, Optional, Tuple, Union
 
 import numpy
@@ -48,7 +49,9 @@ def build_word_embedding(
     )
 
 
-def init_word_embeddings(table: torch.Tensor, vocab: Vocabularies, spacy_vocab: Optional[Vocab]) -> None:
+def init_word_embeddings(
+    table: torch.Tensor, vocab: Vocabularies, spacy_vocab: Optional[Vocab]
+) -> None:
     """Uniform(+-sqrt(3/dim)) rows (Ma & Hovy 2016), replaced by the pipeline's vectors
     where a word of the vectors normalises to the row's word (vector_keys says which
     when several do); the padding row is zero.
@@ -69,7 +72,9 @@ def init_word_embeddings(table: torch.Tensor, vocab: Vocabularies, spacy_vocab: 
         if rows:
             data = spacy_vocab.vectors.get_batch(keys)
             data = numpy.asarray(data.get() if hasattr(data, "get") else data, dtype="float32")
-            table[torch.as_tensor(rows, device=table.device)] = torch.from_numpy(data).to(table.device)
+            table[torch.as_tensor(rows, device=table.device)] = torch.from_numpy(data).to(
+                table.device
+            )
 
 
 def vector_sources(

@@ -1,6 +1,7 @@
 """spacy_lmcrf.WordFeaturesTok2Vec.v1: word embeddings concatenated with the vectors of
 another tok2vec (e.g. a listener of a shared character encoder), read by a word-level
 context encoder. A language's own part of Yang et al. 2016's cross-lingual model."""
+
 from typing import Callable, List, Optional, Tuple
 
 import torch
@@ -46,7 +47,9 @@ class WordFeatureEncoder(nn.Module):
         self.word_embed.resize_to_state_dict(state, "word_embed.")
         self.encoder.resize_to_state_dict(state, "encoder.")
 
-    def forward(self, word_ids: torch.Tensor, features: torch.Tensor, lengths_cpu: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, word_ids: torch.Tensor, features: torch.Tensor, lengths_cpu: torch.Tensor
+    ) -> torch.Tensor:
         x = torch.cat([self.word_embed(word_ids), features], dim=-1)
         return self.encoder(x, lengths_cpu)
 
@@ -73,7 +76,9 @@ def build_word_features_tok2vec(
     max_length (int): longest sequence run through the encoder (sentences, or windows).
     """
     if not features.has_dim("nO") or features.get_dim("nO") is None:
-        raise ValueError("WordFeaturesTok2Vec needs a features model with its output width (nO) set.")
+        raise ValueError(
+            "WordFeaturesTok2Vec needs a features model with its output width (nO) set."
+        )
     module = WordFeatureEncoder(word_embed, encoder, features.get_dim("nO"))
     wrapper = wrap_torch_module(module, _convert_inputs, _convert_outputs)
     return Model(
@@ -128,7 +133,9 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2
             "(nlp.initialize(get_examples)) before using it."
         )
     features, backprop_features = model.get_ref("features")(docs, is_train)
-    batch = featurize_words(docs, get_vocabularies(model), max_length=model.attrs["max_length"], with_chars=False)
+    batch = featurize_words(
+        docs, get_vocabularies(model), max_length=model.attrs["max_length"], with_chars=False
+    )
     if batch.n_segments == 0:
         outputs = [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs]
         return outputs, lambda d_outputs: backprop_features(features)
@@ -144,7 +151,9 @@ def _convert_inputs(model: Model, X: Tuple[WordBatch, List[Floats2d]], is_train:
     batch, features = X
     device = model.shims[0].device
     T = batch.word_ids.shape[1]
-    padded = pad_segments(model.ops, features, batch.segments, (batch.n_segments, T, features[0].shape[1]))
+    padded = pad_segments(
+        model.ops, features, batch.segments, (batch.n_segments, T, features[0].shape[1])
+    )
     x = xp2torch(padded, requires_grad=is_train, device=device)
     kwargs = {
         "word_ids": torch.from_numpy(batch.word_ids).to(device),
@@ -153,7 +162,9 @@ def _convert_inputs(model: Model, X: Tuple[WordBatch, List[Floats2d]], is_train:
     }
 
     def convert_gradient(d_inputs: ArgsKwargs) -> List[Floats2d]:
-        return unpad_segments(model.ops, torch2xp(d_inputs.kwargs["features"]), batch.segments, batch.doc_lengths)
+        return unpad_segments(
+            model.ops, torch2xp(d_inputs.kwargs["features"]), batch.segments, batch.doc_lengths
+        )
 
     return ArgsKwargs(args=(), kwargs=kwargs), convert_gradient
 

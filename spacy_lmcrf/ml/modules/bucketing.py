@@ -1,4 +1,5 @@
 """Length-sorted groups of sequences, so recurrent layers don't run over padding."""
+
 from typing import Callable, List
 
 import torch

@@ -3,6 +3,7 @@
 Each reads the characters of every word of a batch, (N, W) ids padded with CHAR_PAD
 and their lengths, and returns one vector per word, (N, width).
 """
+
 from typing import Optional
 
 import torch
@@ -25,7 +26,9 @@ class CharEncoder(nn.Module):
     max_word_length (Optional[int]): longer words keep their first this many characters.
     """
 
-    def __init__(self, char_dim: int, width: int, dropout: float, max_word_length: Optional[int]) -> None:
+    def __init__(
+        self, char_dim: int, width: int, dropout: float, max_word_length: Optional[int]
+    ) -> None:
         super().__init__()
         if max_word_length is not None and max_word_length < 1:
             raise ValueError(f"max_word_length must be at least 1 or null, got {max_word_length}")
@@ -75,9 +78,13 @@ class CharBiRNN(CharEncoder):
     ) -> None:
         super().__init__(char_dim, 2 * hidden, dropout, max_word_length)
         if cell == "lstm":
-            self.rnn = init_lstm_(nn.LSTM(char_dim, hidden, depth, batch_first=True, bidirectional=True))
+            self.rnn = init_lstm_(
+                nn.LSTM(char_dim, hidden, depth, batch_first=True, bidirectional=True)
+            )
         elif cell == "gru":
-            self.rnn = init_gru_(nn.GRU(char_dim, hidden, depth, batch_first=True, bidirectional=True))
+            self.rnn = init_gru_(
+                nn.GRU(char_dim, hidden, depth, batch_first=True, bidirectional=True)
+            )
         else:
             raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
 
@@ -99,7 +106,13 @@ class CharCNN(CharEncoder):
     """
 
     def __init__(
-        self, *, char_dim: int, filters: int, window: int, dropout: float, max_word_length: Optional[int]
+        self,
+        *,
+        char_dim: int,
+        filters: int,
+        window: int,
+        dropout: float,
+        max_word_length: Optional[int],
     ) -> None:
         super().__init__(char_dim, filters, dropout, max_word_length)
         self.conv = nn.Conv1d(char_dim, filters, window, padding="same")

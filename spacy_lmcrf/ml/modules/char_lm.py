@@ -5,6 +5,7 @@ predicts the next character (the forward LM) or the previous one (the backward L
 which reads the text reversed). The two share no parameters. A BiCharLM is saved as a
 tensor file (spacy_lmcrf.ml.modules.tensor_file): loading it never unpickles.
 """
+
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -38,12 +39,20 @@ class CharLM(nn.Module):
     """
 
     def __init__(
-        self, n_chars: int, embedding_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.25
+        self,
+        n_chars: int,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        dropout: float = 0.25,
     ) -> None:
         super().__init__()
         self.embed = nn.Embedding(n_chars, embedding_size)
         self.lstm = nn.LSTM(
-            embedding_size, hidden_size, num_layers=num_layers, batch_first=True,
+            embedding_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
             dropout=dropout if num_layers > 1 else 0.0,
         )
         self.dropout = nn.Dropout(dropout)
@@ -52,7 +61,9 @@ class CharLM(nn.Module):
         nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
         nn.init.zeros_(self.decoder.bias)
 
-    def forward(self, ids: torch.Tensor, state: Optional[State] = None) -> Tuple[torch.Tensor, State]:
+    def forward(
+        self, ids: torch.Tensor, state: Optional[State] = None
+    ) -> Tuple[torch.Tensor, State]:
         outputs, state = self.lstm(self.dropout(self.embed(ids)), state)
         return outputs, state
 
@@ -62,20 +73,29 @@ class CharLM(nn.Module):
     def summed_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy (nats) of targets (B, T) given the outputs (B, T, hidden), summed."""
         logits = self.logits(outputs)
-        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
+        return nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"
+        )
 
 
 class BiCharLM(nn.Module):
     """The forward and the backward character LM, with their vocabulary and sizes."""
 
     def __init__(
-        self, vocab: CharVocab, embedding_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.25
+        self,
+        vocab: CharVocab,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        dropout: float = 0.25,
     ) -> None:
         super().__init__()
         self.vocab = vocab
         self.sizes = {
-            "embedding_size": embedding_size, "hidden_size": hidden_size,
-            "num_layers": num_layers, "dropout": dropout,
+            "embedding_size": embedding_size,
+            "hidden_size": hidden_size,
+            "num_layers": num_layers,
+            "dropout": dropout,
         }
         self.forward_lm = CharLM(len(vocab), embedding_size, hidden_size, num_layers, dropout)
         self.backward_lm = CharLM(len(vocab), embedding_size, hidden_size, num_layers, dropout)

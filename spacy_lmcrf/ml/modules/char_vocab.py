@@ -1,4 +1,5 @@
 """The character vocabulary of a character language model, built from its training text."""
+
 from collections import Counter
 from typing import Dict, Iterable, List, Sequence
 

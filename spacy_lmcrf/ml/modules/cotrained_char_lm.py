@@ -5,6 +5,7 @@ states at the word separators go through highway units "to SL" (features for the
 sequence labeler) and "to LM" (features for a word-level language model that predicts
 the next word forward and the previous word backward).
 """
+
 from typing import Optional, Tuple
 
 import torch
@@ -58,8 +59,12 @@ class CharLanguageModel(nn.Module):
         self.embed = nn.Embedding(n_chars, char_dim, padding_idx=CHAR_PAD)
         nn.init.uniform_(self.embed.weight, -((3.0 / char_dim) ** 0.5), (3.0 / char_dim) ** 0.5)
         lstm_dropout = dropout if depth > 1 else 0.0
-        self.fwd_lstm = init_lstm_(nn.LSTM(char_dim, hidden, depth, batch_first=True, dropout=lstm_dropout))
-        self.bwd_lstm = init_lstm_(nn.LSTM(char_dim, hidden, depth, batch_first=True, dropout=lstm_dropout))
+        self.fwd_lstm = init_lstm_(
+            nn.LSTM(char_dim, hidden, depth, batch_first=True, dropout=lstm_dropout)
+        )
+        self.bwd_lstm = init_lstm_(
+            nn.LSTM(char_dim, hidden, depth, batch_first=True, dropout=lstm_dropout)
+        )
         self.dropout = nn.Dropout(dropout)
         self.use_highway = use_highway
         self.use_lm = use_lm
@@ -81,7 +86,9 @@ class CharLanguageModel(nn.Module):
             dim = self.embed.embedding_dim
             self.embed = nn.Embedding(n_chars, dim, padding_idx=CHAR_PAD).to(device)
             nn.init.uniform_(self.embed.weight, -((3.0 / dim) ** 0.5), (3.0 / dim) ** 0.5)
-        if self.use_lm and (self.fwd_decoder is None or self.fwd_decoder.out_features != n_lm_words):
+        if self.use_lm and (
+            self.fwd_decoder is None or self.fwd_decoder.out_features != n_lm_words
+        ):
             self.fwd_decoder = nn.Linear(self.hidden, n_lm_words).to(device)
             self.bwd_decoder = nn.Linear(self.hidden, n_lm_words).to(device)
             for layer in (self.fwd_decoder, self.bwd_decoder):

@@ -1,4 +1,5 @@
 """CRFPotentials: the trainable CRF head, features (B, T, n_in) -> log-potentials (B, T, L, L)."""
+
 from typing import Optional, Tuple
 
 import numpy
@@ -48,9 +49,7 @@ class CRFPotentials(nn.Module):
         self.pairwise = pairwise
         self.dropout = nn.Dropout(dropout)
         self._build(n_tags, None, None)
-        self.register_buffer(
-            "allowed_transitions", torch.ones((n_tags, n_tags), dtype=torch.bool)
-        )
+        self.register_buffer("allowed_transitions", torch.ones((n_tags, n_tags), dtype=torch.bool))
         self.register_buffer("allowed_start", torch.ones((n_tags,), dtype=torch.bool))
         self.register_buffer("allowed_end", torch.ones((n_tags,), dtype=torch.bool))
 
@@ -93,9 +92,7 @@ class CRFPotentials(nn.Module):
         if n_tags != self.n_tags:
             self._build(n_tags, self.end.device, self.end.dtype)
         device = self.allowed_start.device
-        self.allowed_transitions = _bool_buffer(
-            allowed_transitions, (n_tags, n_tags), device
-        )
+        self.allowed_transitions = _bool_buffer(allowed_transitions, (n_tags, n_tags), device)
         self.allowed_start = _bool_buffer(allowed_start, (n_tags,), device)
         self.allowed_end = _bool_buffer(allowed_end, (n_tags,), device)
 

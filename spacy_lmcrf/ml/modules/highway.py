@@ -1,4 +1,5 @@
 """Highway layers (Srivastava et al. 2015), as LM-LSTM-CRF puts them on the character LSTMs."""
+
 import torch
 from torch import nn
 

@@ -1,4 +1,5 @@
 """The LM-LSTM-CRF encoder (Liu et al. 2018) as one torch module: everything below the CRF."""
+
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -48,7 +49,9 @@ class LMLSTMEncoder(nn.Module):
         self.depth = depth
         self.word_embed = nn.Embedding(1, word_dim, padding_idx=WORD_PAD)
         # dropout on the encoder's input, between its layers and on its output (the paper's)
-        self.encoder = BiRNNEncoder("lstm", width, depth, input_dropout=dropout, output_dropout=dropout)
+        self.encoder = BiRNNEncoder(
+            "lstm", width, depth, input_dropout=dropout, output_dropout=dropout
+        )
         self.encoder.resize(word_dim + 2 * char_hidden)
 
     @property
@@ -87,7 +90,14 @@ class LMLSTMEncoder(nn.Module):
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Return the word bi-LSTM states (S, T, width) and the LM loss (or None)."""
         char_features, lm_loss = self.char_lm(
-            char_ids, char_ids_rev, char_lengths_cpu, fwd_after, bwd_before, fwd_before, bwd_after, lm_targets
+            char_ids,
+            char_ids_rev,
+            char_lengths_cpu,
+            fwd_after,
+            bwd_before,
+            fwd_before,
+            bwd_after,
+            lm_targets,
         )
         words = self.word_embed(word_ids)
         x = torch.cat([char_features, words], dim=-1)

@@ -1,4 +1,5 @@
 """Variational ("locked") dropout (Gal & Ghahramani 2016), as Flair applies it."""
+
 import torch
 from torch import nn
 

@@ -1,4 +1,5 @@
 """Initialisation shared by the recurrent layers."""
+
 from torch import nn
 
 

@@ -15,6 +15,7 @@ weights and a zero attention output, never NaN. The attention output (eq. 5) is
 s_i = sum_j a_i(j) x_j; the fusion layer (eq. 13-15) transforms it by two tanh layers
 and gates it with its input: x~_i = lambda * x_i + (1 - lambda) * s~_i.
 """
+
 from typing import Optional
 
 import torch
@@ -88,7 +89,9 @@ class PositionAwareSelfAttention(nn.Module):
         self.key = _glorot_linear(width, width, bias=True, device=device)  # W2 and b
         self.score = _glorot_linear(width, 1, bias=False, device=device)  # w
         if self.relative_position:
-            self.distance_embed = nn.Parameter(torch.empty(2 * self.max_distance + 1, width, device=device))  # W3
+            self.distance_embed = nn.Parameter(
+                torch.empty(2 * self.max_distance + 1, width, device=device)
+            )  # W3
             nn.init.xavier_uniform_(self.distance_embed)
 
     def distances(self, T: int, device) -> torch.Tensor:
@@ -124,7 +127,9 @@ class PositionAwareSelfAttention(nn.Module):
 
     def _additive_dense(self, x: torch.Tensor) -> torch.Tensor:
         """w . tanh(W1 x_i + W2 x_j + b) for every pair (B, T, T)."""
-        return self.score(torch.tanh(self.query(x)[:, :, None, :] + self.key(x)[:, None, :, :])).squeeze(-1)
+        return self.score(
+            torch.tanh(self.query(x)[:, :, None, :] + self.key(x)[:, None, :, :])
+        ).squeeze(-1)
 
     def _additive_packed(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """w . tanh(W1 x_i + W2 x_j + b) (B, T, T) for the allowed pairs, 0 elsewhere: the
@@ -153,7 +158,9 @@ class PositionAwareSelfAttention(nn.Module):
     def weights(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """a_i(j) (B, T, T): each query's softmax over its allowed keys; zero elsewhere."""
         allowed = self.allowed(lengths.to(x.device), x.shape[1])
-        return torch.softmax(self.scores(x, allowed), dim=-1) * allowed  # rows with no allowed key become 0
+        return (
+            torch.softmax(self.scores(x, allowed), dim=-1) * allowed
+        )  # rows with no allowed key become 0
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):
         weights = self.weights(x, lengths)
@@ -171,7 +178,9 @@ class ContextFusion(nn.Module):
     group_size (int): sequences per length-sorted group.
     """
 
-    def __init__(self, attention: PositionAwareSelfAttention, dropout: float, group_size: int = 32) -> None:
+    def __init__(
+        self, attention: PositionAwareSelfAttention, dropout: float, group_size: int = 32
+    ) -> None:
         super().__init__()
         self.attention = attention
         self.dropout = nn.Dropout(dropout)
@@ -209,10 +218,14 @@ class ContextFusion(nn.Module):
             group_fused, group_weights = self._fuse(x[group.to(x.device), :group_T], lengths)
             fused.append(nn.functional.pad(group_fused, (0, 0, 0, T - group_T)))
             if self.keep_attention:
-                weights.append(nn.functional.pad(group_weights.detach(), (0, T - group_T, 0, T - group_T)))
+                weights.append(
+                    nn.functional.pad(group_weights.detach(), (0, T - group_T, 0, T - group_T))
+                )
         order = (torch.cat(groups).to(x.device),)
         if self.keep_attention:
-            self.last_attention = x.new_zeros((x.shape[0], T, T)).index_put(order, torch.cat(weights))
+            self.last_attention = x.new_zeros((x.shape[0], T, T)).index_put(
+                order, torch.cat(weights)
+            )
         return torch.zeros_like(x).index_put(order, torch.cat(fused))
 
     def _fuse(self, x: torch.Tensor, lengths: torch.Tensor):
@@ -223,6 +236,8 @@ class ContextFusion(nn.Module):
         x_tokens = x.reshape(B * T, d).index_select(0, tokens)
         attended = self.dropout(attended.reshape(B * T, d).index_select(0, tokens))
         context = torch.tanh(self.transform2(torch.tanh(self.transform1(attended))))
-        gate = torch.sigmoid(self.gate(torch.tanh(self.gate_input(x_tokens) + self.gate_context(context))))
+        gate = torch.sigmoid(
+            self.gate(torch.tanh(self.gate_input(x_tokens) + self.gate_context(context)))
+        )
         fused = gate * x_tokens + (1 - gate) * context
         return x.new_zeros((B * T, d)).index_copy(0, tokens, fused).view(B, T, d), weights

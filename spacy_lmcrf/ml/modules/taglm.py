@@ -1,6 +1,7 @@
 """TagLM's sequence encoder (Peters et al. 2017, Figure 2) as one torch module: word
 embeddings and a character encoder, two bidirectional RNN layers, and the LM
 embeddings concatenated at one place."""
+
 from typing import Dict, Optional
 
 import torch
@@ -40,7 +41,9 @@ class TagLMEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if lm_position not in LM_POSITIONS:
-            raise ValueError(f"lm_position must be one of {', '.join(LM_POSITIONS)}, got {lm_position!r}")
+            raise ValueError(
+                f"lm_position must be one of {', '.join(LM_POSITIONS)}, got {lm_position!r}"
+            )
         if first_layer.depth != 1 or second_layer.depth != 1:
             raise ValueError("each TagLM layer is one bidirectional RNN layer (depth 1)")
         self.features = WordCharEncoder(word_embed, char_embed)
@@ -71,7 +74,9 @@ class TagLMEncoder(nn.Module):
         self.second_layer.resize(self.first_layer.width + self._lm_at("layer1"))
 
     def resize_to_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
-        self.features.resize_to_state_dict({k[len("features."):]: v for k, v in state.items() if k.startswith("features.")})
+        self.features.resize_to_state_dict(
+            {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
+        )
         self.first_layer.resize_to_state_dict(state, "first_layer.")
         self.second_layer.resize_to_state_dict(state, "second_layer.")
 
@@ -84,9 +89,15 @@ class TagLMEncoder(nn.Module):
         lm_states: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         if (lm_states is None) != (self.lm_width == 0):
-            raise ValueError(f"TagLMEncoder of lm_width {self.lm_width} got {'no' if lm_states is None else ''} LM states")
+            raise ValueError(
+                f"TagLMEncoder of lm_width {self.lm_width} got {'no' if lm_states is None else ''} LM states"
+            )
         x = self.features(word_ids, lengths_cpu, char_ids, char_lengths_cpu)
-        for position, layer in (("input", self.first_layer), ("layer1", self.second_layer), ("layer2", None)):
+        for position, layer in (
+            ("input", self.first_layer),
+            ("layer1", self.second_layer),
+            ("layer2", None),
+        ):
             if position == self.lm_position and lm_states is not None:
                 x = torch.cat([x, lm_states.to(x.dtype)], dim=-1)
             if layer is not None:

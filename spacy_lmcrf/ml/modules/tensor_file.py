@@ -13,6 +13,7 @@ A model built from the metadata's sizes must be checked against the tensors befo
 built (a few hundred bytes of metadata can ask for terabytes): load_checked_module builds it
 on torch's meta device first, where building allocates nothing, and compares.
 """
+
 import hashlib
 import math
 from pathlib import Path
@@ -34,7 +35,9 @@ def tensors_to_bytes(tensors: Tensors, meta: Dict[str, Any]) -> bytes:
     for name, tensor in tensors.items():
         array = tensor.detach().cpu().contiguous().numpy()
         encoded[name] = {
-            "dtype": str(array.dtype), "shape": list(array.shape), "data": array.tobytes(),
+            "dtype": str(array.dtype),
+            "shape": list(array.shape),
+            "data": array.tobytes(),
         }
     # The digest covers the metadata as a reader will see it (after a msgpack round trip).
     digest = _digest(srsly.msgpack_loads(srsly.msgpack_dumps(meta)), encoded)
@@ -99,7 +102,7 @@ def load_checked_module(
     RETURNS (torch.nn.Module): the module, its weights loaded.
     Raises ValueError, naming source and what disagrees.
     """
-    state = {name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)}
+    state = {name[len(prefix) :]: t for name, t in tensors.items() if name.startswith(prefix)}
     check_module_tensors(build, state, source, prefix)
     module = build()
     module.load_state_dict(state)

@@ -1,5 +1,6 @@
 """Word embeddings (+ a character encoder) (+ a context encoder) (+ context fusion
 layers around it) as one torch module."""
+
 from typing import Dict, Optional
 
 import torch

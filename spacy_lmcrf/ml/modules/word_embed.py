@@ -1,4 +1,5 @@
 """spacy_lmcrf.WordEmbedding.v1: a word embedding table initialised from the pipeline's vectors."""
+
 from typing import Optional
 
 import torch

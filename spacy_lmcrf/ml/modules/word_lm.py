@@ -10,6 +10,7 @@ needed to embed text, so it is a module of its own (WordLMEncoder) that
 spacy_lmcrf.BiLMEmbeddings.v1 keeps while the softmax is left behind. A BiWordLM is
 saved as a tensor file (spacy_lmcrf.ml.modules.tensor_file): loading it never unpickles.
 """
+
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -43,16 +44,27 @@ class WordLMEncoder(nn.Module):
     """
 
     def __init__(
-        self, n_words: int, embedding_size: int, hidden_size: int, projection_size: int = 0,
-        num_layers: int = 1, dropout: float = 0.1,
+        self,
+        n_words: int,
+        embedding_size: int,
+        hidden_size: int,
+        projection_size: int = 0,
+        num_layers: int = 1,
+        dropout: float = 0.1,
     ) -> None:
         super().__init__()
         if projection_size < 0 or projection_size >= hidden_size:
-            raise ValueError(f"projection_size must be 0 (none) or smaller than hidden_size "
-                             f"({hidden_size}), got {projection_size}")
+            raise ValueError(
+                f"projection_size must be 0 (none) or smaller than hidden_size "
+                f"({hidden_size}), got {projection_size}"
+            )
         self.embed = nn.Embedding(n_words, embedding_size)
         self.lstm = nn.LSTM(
-            embedding_size, hidden_size, num_layers=num_layers, batch_first=True, proj_size=projection_size,
+            embedding_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            proj_size=projection_size,
             dropout=dropout if num_layers > 1 else 0.0,
         )
         self.dropout = nn.Dropout(dropout)
@@ -62,7 +74,9 @@ class WordLMEncoder(nn.Module):
     def output_size(self) -> int:
         return self.lstm.proj_size or self.lstm.hidden_size
 
-    def forward(self, ids: torch.Tensor, state: Optional[State] = None) -> Tuple[torch.Tensor, State]:
+    def forward(
+        self, ids: torch.Tensor, state: Optional[State] = None
+    ) -> Tuple[torch.Tensor, State]:
         return self.lstm(self.dropout(self.embed(ids)), state)
 
     @staticmethod
@@ -73,8 +87,13 @@ class WordLMEncoder(nn.Module):
         projection_key = prefix + "lstm.weight_hr_l0"
         projection_size = state[projection_key].shape[0] if projection_key in state else 0
         num_layers = sum(1 for key in state if key.startswith(prefix + "lstm.weight_ih_l"))
-        return {"n_words": n_words, "embedding_size": embedding_size, "hidden_size": hidden_size,
-                "projection_size": projection_size, "num_layers": num_layers}
+        return {
+            "n_words": n_words,
+            "embedding_size": embedding_size,
+            "hidden_size": hidden_size,
+            "projection_size": projection_size,
+            "num_layers": num_layers,
+        }
 
 
 class WordLM(nn.Module):
@@ -86,21 +105,33 @@ class WordLM(nn.Module):
     """
 
     def __init__(
-        self, n_words: int, embedding_size: int, hidden_size: int, projection_size: int = 0,
-        num_layers: int = 1, dropout: float = 0.1, cutoffs: Sequence[int] = (),
+        self,
+        n_words: int,
+        embedding_size: int,
+        hidden_size: int,
+        projection_size: int = 0,
+        num_layers: int = 1,
+        dropout: float = 0.1,
+        cutoffs: Sequence[int] = (),
     ) -> None:
         super().__init__()
-        self.encoder = WordLMEncoder(n_words, embedding_size, hidden_size, projection_size, num_layers, dropout)
+        self.encoder = WordLMEncoder(
+            n_words, embedding_size, hidden_size, projection_size, num_layers, dropout
+        )
         width = self.encoder.output_size
         self.dropout = nn.Dropout(dropout)
         if cutoffs:
-            self.softmax = nn.AdaptiveLogSoftmaxWithLoss(width, n_words, list(cutoffs), div_value=4.0)
+            self.softmax = nn.AdaptiveLogSoftmaxWithLoss(
+                width, n_words, list(cutoffs), div_value=4.0
+            )
         else:
             self.decoder = nn.Linear(width, n_words)
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
             nn.init.zeros_(self.decoder.bias)
 
-    def forward(self, ids: torch.Tensor, state: Optional[State] = None) -> Tuple[torch.Tensor, State]:
+    def forward(
+        self, ids: torch.Tensor, state: Optional[State] = None
+    ) -> Tuple[torch.Tensor, State]:
         return self.encoder(ids, state)
 
     def summed_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -124,15 +155,25 @@ class BiWordLM(nn.Module):
     """The forward and the backward word LM, with their vocabulary and sizes."""
 
     def __init__(
-        self, vocab: WordVocab, embedding_size: int, hidden_size: int, projection_size: int = 0,
-        num_layers: int = 1, dropout: float = 0.1, cutoffs: Sequence[int] = (),
+        self,
+        vocab: WordVocab,
+        embedding_size: int,
+        hidden_size: int,
+        projection_size: int = 0,
+        num_layers: int = 1,
+        dropout: float = 0.1,
+        cutoffs: Sequence[int] = (),
     ) -> None:
         super().__init__()
         self.vocab = vocab
         cutoffs = adaptive_cutoffs(cutoffs, len(vocab))
         self.sizes = {
-            "embedding_size": embedding_size, "hidden_size": hidden_size, "projection_size": projection_size,
-            "num_layers": num_layers, "dropout": dropout, "cutoffs": cutoffs,
+            "embedding_size": embedding_size,
+            "hidden_size": hidden_size,
+            "projection_size": projection_size,
+            "num_layers": num_layers,
+            "dropout": dropout,
+            "cutoffs": cutoffs,
         }
         self.forward_lm = WordLM(len(vocab), **self.sizes)
         self.backward_lm = WordLM(len(vocab), **self.sizes)

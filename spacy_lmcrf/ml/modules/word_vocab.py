@@ -4,6 +4,7 @@ The text is read as whitespace tokens, each line followed by the end-of-line tok
 EOS: the word LMs are trained on that stream, and a sentence is framed the same way
 when its LM embeddings are read (spacy_lmcrf.BiLMEmbeddings.v1).
 """
+
 from collections import Counter
 from typing import Dict, Iterable, List, Optional, Sequence
 
@@ -51,7 +52,9 @@ class WordVocab:
         return [self.words[i - 1] if i > 0 else UNK for i in ids]
 
     @classmethod
-    def from_counts(cls, counts: Counter, min_count: int = 1, max_vocab: Optional[int] = None) -> "WordVocab":
+    def from_counts(
+        cls, counts: Counter, min_count: int = 1, max_vocab: Optional[int] = None
+    ) -> "WordVocab":
         """The words seen at least min_count times, at most max_vocab of them (UNK
         included), the most frequent; EOS is kept whatever its count."""
         if min_count < 1:
@@ -67,7 +70,9 @@ class WordVocab:
         return cls([EOS] + words)
 
     @classmethod
-    def from_lines(cls, lines: Iterable[str], min_count: int = 1, max_vocab: Optional[int] = None) -> "WordVocab":
+    def from_lines(
+        cls, lines: Iterable[str], min_count: int = 1, max_vocab: Optional[int] = None
+    ) -> "WordVocab":
         """Count the tokens of lines (streamed) and keep the frequent ones."""
         counts: Counter = Counter()
         for line in lines:
