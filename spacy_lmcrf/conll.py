@@ -90,7 +90,8 @@ def read_lines(path: PathLike) -> List[str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         warnings.warn(
-            f"{path} is not valid UTF-8 ({err.reason} at byte {err.start}); reading it as latin-1"
+            f"{path} is not valid UTF-8 ({err.reason} at byte {err.start}); reading it as latin-1",
+            stacklevel=2,
         )
         text = data.decode("latin-1")
     return text.split("\n")
@@ -360,7 +361,8 @@ def convert(
         warnings.warn(
             f"{input_path}: {len(non_canonical)} of {n_docs} sentences have tags "
             f"that are not canonical {scheme} (first at line {non_canonical[0]}); "
-            "they were decoded like conlleval does"
+            "they were decoded like conlleval does",
+            stacklevel=2,
         )
     return n_docs, n_tokens
 

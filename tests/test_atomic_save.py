@@ -116,7 +116,9 @@ def test_two_rename_fallback_replaces_too(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic_save, "exchange_directories", lambda a, b: False)
     target = tmp_path / "dir"
     for content in ("one", "two"):
-        replace_directory_atomically(target, lambda tmp: write_marker(tmp, content))
+        replace_directory_atomically(
+            target, lambda tmp, content=content: write_marker(tmp, content)
+        )
         assert (target / "marker").read_text() == content and siblings(target) == ["dir"]
 
 

@@ -118,10 +118,10 @@ def test_negative_checkpoint_minutes_is_an_error(text_dir):  # noqa: F811
 @pytest.mark.slow
 @pytest.mark.parametrize("kind,max_steps,stop_at", [("char", 50, 33), ("word", 40, 23)])
 def test_sigint_writes_a_checkpoint_that_resumes_exactly(
-    text_dir,
+    text_dir,  # noqa: F811 (the fixture imported above)
     kind,
     max_steps,
-    stop_at,  # noqa: F811
+    stop_at,
 ):
     make_config = KINDS[kind][2]
     config = make_config(
