@@ -116,10 +116,16 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[CRFScores, C
 
     def backprop(d_potentials: List[torch.Tensor]) -> List[Doc]:
         """d_potentials: one gradient per group, in the order of scores.groups."""
-        d_vectors = [model.ops.alloc2f(*v.shape) for v in vectors]
+        d_vectors = None
         for backprop_head, d_group in zip(backprops, d_potentials):
-            for total, d_doc in zip(d_vectors, backprop_head(d_group)):
-                total += d_doc
+            d_group_vectors = backprop_head(d_group)  # fresh arrays, one per doc
+            if d_vectors is None:
+                d_vectors = d_group_vectors
+            else:
+                for total, d_doc in zip(d_vectors, d_group_vectors):
+                    total += d_doc
+        if d_vectors is None:  # no tokens in the batch
+            d_vectors = [model.ops.alloc2f(*v.shape) for v in vectors]
         return backprop_tok2vec(d_vectors)
 
     return CRFScores(groups, segments, doc_lengths), backprop
