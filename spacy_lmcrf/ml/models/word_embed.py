@@ -9,6 +9,7 @@ from spacy.vocab import Vocab
 
 from ..featurize.char_stream import Vocabularies
 from ..featurize.vocab import vector_keys
+from ..modules.init import init_embedding_uniform_
 from ..modules.word_embed import WordEmbedding
 
 
@@ -61,10 +62,8 @@ def init_word_embeddings(
     vocab (Vocabularies): the words of the table's rows, normalised.
     spacy_vocab (Optional[Vocab]): the pipeline's vocab with its vectors; None: no vectors.
     """
-    dim = table.shape[1]
-    scale = (3.0 / dim) ** 0.5
     with torch.no_grad():
-        table.uniform_(-scale, scale)
+        init_embedding_uniform_(table)
         table[0].zero_()
         if spacy_vocab is None:
             return

@@ -1,23 +1,14 @@
-"""spacy_lmcrf.BiLSTMEncoder.v1 / BiGRUEncoder.v1: word-level bidirectional RNNs over padded batches."""
+"""spacy_lmcrf.BiLSTMEncoder.v1 / BiGRUEncoder.v1: word-level bidirectional RNNs over
+padded batches."""
 
 import torch
 from torch import nn
 
 from .bucketing import reverse_padded, run_in_length_groups
+from .init import init_gru_, init_lstm_
 from .locked_dropout import LockedDropout
-from .lstm_init import init_lstm_
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
-
-
-def init_gru_(gru: nn.GRU) -> nn.GRU:
-    """Glorot-uniform weights and zero biases."""
-    for name, param in gru.named_parameters():
-        if name.startswith("weight"):
-            nn.init.xavier_uniform_(param)
-        else:
-            nn.init.zeros_(param)
-    return gru
 
 
 class BiRNNEncoder(nn.Module):

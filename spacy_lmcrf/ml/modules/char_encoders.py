@@ -12,8 +12,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from ..crf import NEG_INF
 from ..ids import CHAR_PAD
-from .birnn import init_gru_
-from .lstm_init import init_lstm_
+from .init import init_embedding_uniform_, init_gru_, init_linear_, init_lstm_
 
 
 class CharEncoder(nn.Module):
@@ -44,9 +43,8 @@ class CharEncoder(nn.Module):
             return
         device = embed.weight.device if embed is not None else None
         self.embed = nn.Embedding(n_chars, self.char_dim, padding_idx=CHAR_PAD, device=device)
-        scale = (3.0 / self.char_dim) ** 0.5
+        init_embedding_uniform_(self.embed.weight)
         with torch.no_grad():
-            self.embed.weight.uniform_(-scale, scale)
             self.embed.weight[CHAR_PAD].zero_()
 
     def resize_to_state_dict(self, state, prefix: str = "") -> None:
@@ -115,9 +113,7 @@ class CharCNN(CharEncoder):
         max_word_length: Optional[int],
     ) -> None:
         super().__init__(char_dim, filters, dropout, max_word_length)
-        self.conv = nn.Conv1d(char_dim, filters, window, padding="same")
-        nn.init.xavier_uniform_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        self.conv = init_linear_(nn.Conv1d(char_dim, filters, window, padding="same"))
 
     def forward(self, char_ids: torch.Tensor, lengths_cpu: torch.Tensor) -> torch.Tensor:
         x = self.dropout(self.embed(char_ids))

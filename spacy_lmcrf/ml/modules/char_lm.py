@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .char_vocab import CharVocab
+from .init import init_lm_decoder_, init_lm_embedding_
 from .tensor_file import (
     check_meta,
     load_checked_module,
@@ -57,9 +58,8 @@ class CharLM(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
         self.decoder = nn.Linear(hidden_size, n_chars)
-        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
-        nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
+        init_lm_embedding_(self.embed)
+        init_lm_decoder_(self.decoder)
 
     def forward(
         self, ids: torch.Tensor, state: Optional[State] = None

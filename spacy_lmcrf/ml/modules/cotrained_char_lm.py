@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from ..ids import CHAR_PAD, LM_IGNORE
 from .bucketing import length_groups
 from .highway import Highway
-from .lstm_init import init_lstm_
+from .init import init_embedding_uniform_, init_linear_, init_lstm_
 
 
 def gather_positions(states: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -57,7 +57,7 @@ class CharLanguageModel(nn.Module):
         self.hidden = hidden
         self.group_size = group_size
         self.embed = nn.Embedding(n_chars, char_dim, padding_idx=CHAR_PAD)
-        nn.init.uniform_(self.embed.weight, -((3.0 / char_dim) ** 0.5), (3.0 / char_dim) ** 0.5)
+        init_embedding_uniform_(self.embed.weight)
         lstm_dropout = dropout if depth > 1 else 0.0
         self.fwd_lstm = init_lstm_(
             nn.LSTM(char_dim, hidden, depth, batch_first=True, dropout=lstm_dropout)
@@ -85,15 +85,14 @@ class CharLanguageModel(nn.Module):
         if n_chars != self.embed.num_embeddings:
             dim = self.embed.embedding_dim
             self.embed = nn.Embedding(n_chars, dim, padding_idx=CHAR_PAD).to(device)
-            nn.init.uniform_(self.embed.weight, -((3.0 / dim) ** 0.5), (3.0 / dim) ** 0.5)
+            init_embedding_uniform_(self.embed.weight)
         if self.use_lm and (
             self.fwd_decoder is None or self.fwd_decoder.out_features != n_lm_words
         ):
             self.fwd_decoder = nn.Linear(self.hidden, n_lm_words).to(device)
             self.bwd_decoder = nn.Linear(self.hidden, n_lm_words).to(device)
             for layer in (self.fwd_decoder, self.bwd_decoder):
-                nn.init.xavier_uniform_(layer.weight)
-                nn.init.zeros_(layer.bias)
+                init_linear_(layer)
 
     def forward(
         self,

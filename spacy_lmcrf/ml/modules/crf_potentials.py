@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ..crf import NEG_INF, BoolArray
+from .init import init_linear_
 
 
 def _bool_buffer(
@@ -77,8 +78,7 @@ class CRFPotentials(nn.Module):
             linear = self.proj
         # "none" keeps end at zero, untrained: it only records the tag count
         self.end = nn.Parameter(torch.zeros((n_tags,), **kw), requires_grad=self.pairwise != "none")
-        nn.init.xavier_uniform_(linear.weight)
-        nn.init.zeros_(linear.bias)
+        init_linear_(linear)
 
     def configure(
         self,

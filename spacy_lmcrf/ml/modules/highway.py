@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from .init import init_linear_
+
 
 class Highway(nn.Module):
     """m = t * relu(W_H n + b_H) + (1 - t) * n, with t = sigmoid(W_T n + b_T), stacked depth times.
@@ -18,8 +20,7 @@ class Highway(nn.Module):
         self.gates = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
         self.dropout = nn.Dropout(dropout)
         for layer in [*self.transforms, *self.gates]:
-            nn.init.xavier_uniform_(layer.weight)
-            nn.init.zeros_(layer.bias)
+            init_linear_(layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i, (transform, gate) in enumerate(zip(self.transforms, self.gates)):

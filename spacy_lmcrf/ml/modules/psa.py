@@ -22,20 +22,13 @@ import torch
 from torch import nn
 
 from .bucketing import length_groups
+from .init import init_linear_
 
 MASKED = -1e4  # a large finite negative, as the CRF uses: masked keys never give NaN
 # Pairs are scored over the padded (T, T) grid when at least this share of it is allowed
 # (length-sorted groups at prediction), else over the allowed pairs only (a training
 # batch of mixed lengths): each is the faster one there on CPU.
 DENSE_FILL = 0.6
-
-
-def _glorot_linear(n_in: int, n_out: int, bias: bool, device=None) -> nn.Linear:
-    layer = nn.Linear(n_in, n_out, bias=bias, device=device)
-    nn.init.xavier_uniform_(layer.weight)
-    if bias:
-        nn.init.zeros_(layer.bias)
-    return layer
 
 
 class PositionAwareSelfAttention(nn.Module):
@@ -85,9 +78,9 @@ class PositionAwareSelfAttention(nn.Module):
         if hasattr(self, "query") and self.width == width:
             return
         device = self.query.weight.device if hasattr(self, "query") else None
-        self.query = _glorot_linear(width, width, bias=False, device=device)  # W1
-        self.key = _glorot_linear(width, width, bias=True, device=device)  # W2 and b
-        self.score = _glorot_linear(width, 1, bias=False, device=device)  # w
+        self.query = init_linear_(nn.Linear(width, width, bias=False, device=device))  # W1
+        self.key = init_linear_(nn.Linear(width, width, device=device))  # W2 and b
+        self.score = init_linear_(nn.Linear(width, 1, bias=False, device=device))  # w
         if self.relative_position:
             self.distance_embed = nn.Parameter(
                 torch.empty(2 * self.max_distance + 1, width, device=device)
@@ -199,11 +192,13 @@ class ContextFusion(nn.Module):
             return
         self.attention.resize(width)
         device = self.attention.query.weight.device
-        self.transform1 = _glorot_linear(width, width, bias=True, device=device)  # W(z1), b
-        self.transform2 = _glorot_linear(width, width, bias=False, device=device)  # W(z2)
-        self.gate_input = _glorot_linear(width, width, bias=False, device=device)  # W(f1)
-        self.gate_context = _glorot_linear(width, width, bias=False, device=device)  # W(f2)
-        self.gate = _glorot_linear(width, width, bias=False, device=device)  # W(f3)
+        self.transform1 = init_linear_(nn.Linear(width, width, device=device))  # W(z1), b
+        self.transform2 = init_linear_(nn.Linear(width, width, bias=False, device=device))  # W(z2)
+        self.gate_input = init_linear_(nn.Linear(width, width, bias=False, device=device))  # W(f1)
+        self.gate_context = init_linear_(
+            nn.Linear(width, width, bias=False, device=device)
+        )  # W(f2)
+        self.gate = init_linear_(nn.Linear(width, width, bias=False, device=device))  # W(f3)
 
     def resize_to_state_dict(self, state, prefix: str = "") -> None:
         self.resize(state[prefix + "attention.query.weight"].shape[1])

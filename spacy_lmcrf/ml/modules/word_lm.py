@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from .init import init_lm_decoder_, init_lm_embedding_
 from .tensor_file import (
     check_meta,
     load_checked_module,
@@ -68,7 +69,7 @@ class WordLMEncoder(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
         )
         self.dropout = nn.Dropout(dropout)
-        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+        init_lm_embedding_(self.embed)
 
     @property
     def output_size(self) -> int:
@@ -125,9 +126,7 @@ class WordLM(nn.Module):
                 width, n_words, list(cutoffs), div_value=4.0
             )
         else:
-            self.decoder = nn.Linear(width, n_words)
-            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
-            nn.init.zeros_(self.decoder.bias)
+            self.decoder = init_lm_decoder_(nn.Linear(width, n_words))
 
     def forward(
         self, ids: torch.Tensor, state: Optional[State] = None
