@@ -1,11 +1,11 @@
 """Yang et al. 2016's Table 8: a target task trained on a fraction r of its training
 sentences, separately and jointly with another task at full labels.
 
-    python benchmarks/table8.py --root metrics/table8 --n-seeds N \\
+    python benchmarks/scripts/table8.py --root metrics/table8 --n-seeds N \\
         ROW [ROW ...] [--output table8.json] [--markdown table8.md]
 
 Each ROW is TARGET:RATE:JOINT (e.g. ner:0.1:pos). Its runs are the summaries of
-benchmarks/budget.py: ROOT/TARGET_rRATE/sep/seed{seed}.json (the target alone) and
+benchmarks/scripts/budget.py: ROOT/TARGET_rRATE/sep/seed{seed}.json (the target alone) and
 ROOT/TARGET_rRATE/joint_JOINT/seed{seed}.json (trained with JOINT), seeds 0 .. N-1.
 The score is the test F1 (test accuracy for tags) of model-best; the table gives
 Sep, Joint (mean +/- std over seeds) and Delta = mean Joint - mean Sep, the training
@@ -95,7 +95,8 @@ def row(root: Path, spec: str, n_seeds: int) -> Dict[str, Any]:
 
 def markdown(rows: Sequence[Dict[str, Any]]) -> str:
     lines = [
-        "| Task | J. Task | Sep. | Joint | Delta | Steps (Sep. / Joint) | Paper: Sep. / Joint / Delta |",
+        "| Task | J. Task | Sep. | Joint | Delta | Steps (Sep. / Joint) | "
+        "Paper: Sep. / Joint / Delta |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -1,7 +1,7 @@
 """Time and peak memory of a batch with one very long token (no spaces: base64, minified
 JSON, a CJK run), beside the same batch without it and that doc alone.
 
-    OMP_NUM_THREADS=1 python benchmarks/long_tokens.py [--model PIPELINE_DIR] \\
+    OMP_NUM_THREADS=1 python benchmarks/scripts/long_tokens.py [--model PIPELINE_DIR] \\
         [--docs 64] [--doc-tokens 25] [--long-chars 30000] [--alphabet base64|cjk] \\
         [--repeats 3] [--threads 1] [--text assets/conll03_sample/dev.iob] \\
         [--output long_tokens.json] [--markdown long_tokens.md] [--model.key value ...]

@@ -1,12 +1,12 @@
 """Mean +/- standard deviation over seeds of the JSON results of several runs.
 
-    python benchmarks/aggregate.py [NAME=]PATTERN [...] [--n-seeds N] [--keys test_f1 dev_f1] \\
-        [--output summary.json] [--markdown summary.md]
+    python benchmarks/scripts/aggregate.py [NAME=]PATTERN [...] [--n-seeds N] \\
+        [--keys test_f1 dev_f1] [--output summary.json] [--markdown summary.md]
 
 Each PATTERN is one group of runs, e.g. the seeds of one system: a glob (quoted; expanded
 here, so it works without a shell) or a path with "{seed}" and --n-seeds N, which takes
 exactly seeds 0 .. N-1 (`lmcrf=metrics/bench/lmcrf/seed{seed}.json --n-seeds 3`).
-The inputs are the JSON files of benchmarks/budget.py (summaries) or of
+The inputs are the JSON files of benchmarks/scripts/budget.py (summaries) or of
 spacy_lmcrf.evaluate (metrics). For every key (default: those of DEFAULT_KEYS found in
 the files) it reports the mean, the sample standard deviation (n - 1 in the
 denominator; none for a single run), n and the values. A key missing from some files

@@ -1,4 +1,5 @@
-"""The benchmark scripts (benchmarks/), the project workflows, and the corpus split commands."""
+"""The benchmark scripts (benchmarks/scripts/), the project workflows, and the corpus split
+commands."""
 
 import importlib
 import json
@@ -16,19 +17,21 @@ from weasel.util import load_project_config
 from spacy_lmcrf.conll import count_conll
 from spacy_lmcrf.conll import main as conll_main
 
-from .util import convert_ner_sample
+from ..util import convert_ner_sample
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 BENCHMARKS = ROOT / "benchmarks"
+SCRIPTS = BENCHMARKS / "scripts"
 SAMPLE = ROOT / "assets" / "conll03_sample"
 TINY = {"char_dim": 8, "char_hidden": 16, "width": 16, "min_freq": 1}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def bench(name: str):
-    """Import a script of benchmarks/ (they import their neighbour common.py)."""
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
+    """Import a script of benchmarks/scripts/ (they import their neighbour common.py by name, as
+    `python benchmarks/scripts/NAME.py` finds it: that folder goes on sys.path)."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
     return importlib.import_module(name)
 
 
@@ -56,7 +59,7 @@ def test_budget_run_stops_and_summarizes(tmp_path, sample_corpus):
     result = subprocess.run(
         [
             sys.executable,
-            str(BENCHMARKS / "budget.py"),
+            str(SCRIPTS / "budget.py"),
             str(ROOT / "configs" / "lmcrf_ner.cfg"),
             str(out),
             "--train",
@@ -298,10 +301,10 @@ def test_project_workflows(project):
         assert f"--training.eval_frequency {steps} " in script
         assert "--paths.vectors" in script or name == "conll02-train"
     for path in (
-        "benchmarks/budget.py",
-        "benchmarks/speed_lengths.py",
-        "benchmarks/plot_curves.py",
-        "benchmarks/aggregate.py",
+        "benchmarks/scripts/budget.py",
+        "benchmarks/scripts/speed_lengths.py",
+        "benchmarks/scripts/plot_curves.py",
+        "benchmarks/scripts/aggregate.py",
         "configs/spacy_ner_cpu.cfg",
     ):
         assert any(path in line for c in commands.values() for line in c["script"]), path
@@ -431,8 +434,8 @@ def test_table8_sep_joint_delta(tmp_path):
     row = json.loads((tmp_path / "t8.json").read_text())["rows"][0]
     assert row["delta"] == pytest.approx(74.5 - 71.0)
     assert (
-        "| NER 0.1 | POS | 71.00 ± 1.41 (n=2) | 74.50 ± 0.71 (n=2) | +3.50 | 10 / 10 | 86.21 / 87.02 / +0.81 |"
-        in out.read_text()
+        "| NER 0.1 | POS | 71.00 ± 1.41 (n=2) | 74.50 ± 0.71 (n=2) | +3.50 | 10 / 10 | "
+        "86.21 / 87.02 / +0.81 |" in out.read_text()
     )
 
 
@@ -484,7 +487,7 @@ def test_budget_sets_the_paths_a_joint_config_names():
 
 
 def test_cse_neighbours_lists_one_context_per_entity_type(tmp_path):
-    from .util import save_tiny_char_lm
+    from ..util import save_tiny_char_lm
 
     cse_neighbours = bench("cse_neighbours")
     nlp_vocab = Vocab()

@@ -1,8 +1,9 @@
 """Nearest neighbours of a word's contextual string embeddings in different contexts
 (Akbik et al. 2018, Table 4): the same word gets different embeddings by context.
 
-    python benchmarks/cse_neighbours.py training/charlm_en/char_lm.msgpack \\
-        corpus/conll03/train.spacy --word Washington --output benchmarks/cse_neighbours_washington.md
+    python benchmarks/scripts/cse_neighbours.py training/charlm_en/char_lm.msgpack \\
+        corpus/conll03/train.spacy --word Washington \\
+        --output benchmarks/results/cse_neighbours_washington.md
 
 Every token of the first --limit docs is embedded with the pretrained LMs alone (equation 8,
 no tagger). For one occurrence of the word per gold entity type (and one outside any
@@ -132,9 +133,9 @@ def report(lm_path: Path, corpus: Path, word: str, k: int, limit: int) -> str:
     lines = [
         f"# Nearest neighbours of {word!r} by contextual string embedding",
         "",
-        f"LM: `{lm_path}`; corpus: `{corpus}` (first {len(docs)} docs, {len(where)} tokens); cosine "
-        f"similarity of equation (8)'s embeddings, no tagger. Entity types are the corpus's gold labels, "
-        f"never seen by the LM.",
+        f"LM: `{lm_path}`; corpus: `{corpus}` (first {len(docs)} docs, {len(where)} tokens); "
+        "cosine similarity of equation (8)'s embeddings, no tagger. Entity types are the "
+        "corpus's gold labels, never seen by the LM.",
         "",
         f"| context of {word} (gold type) | {k} nearest neighbours (gold type) | same type |",
         "|---|---|---|",

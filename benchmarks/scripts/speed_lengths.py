@@ -1,6 +1,6 @@
 """Inference and training speed, and peak memory, for documents of 10, 1,000 and 100,000 tokens.
 
-    python benchmarks/speed_lengths.py CONFIG TRAIN.spacy TEXT.spacy [--vectors DIR] \\
+    python benchmarks/scripts/speed_lengths.py CONFIG TRAIN.spacy TEXT.spacy [--vectors DIR] \\
         [--lengths 10 1000 100000] [--words 100000] [--train-words 20000] \\
         [--batch-words 10000] [--train-batch-words 1000] [--kind ner] [--gpu-id -1] \\
         [--threads N] [--name NAME] [--output speed.json] [--markdown speed.md] \
@@ -349,12 +349,14 @@ def markdown(name: str, rows: Sequence[Dict[str, Any]]) -> str:
 
     lines = [
         "| system | device | doc tokens | infer words/s | infer peak MiB (RSS / GPU) | "
-        "train words/s | train peak MiB (RSS / GPU) | per-token cost vs reference (infer / train) |",
+        "train words/s | train peak MiB (RSS / GPU) | "
+        "per-token cost vs reference (infer / train) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {name} | {r['device']} | {r['length']:,} | {speed(r, 'infer')} | {memory(r, 'infer')} | "
+            f"| {name} | {r['device']} | {r['length']:,} | "
+            f"{speed(r, 'infer')} | {memory(r, 'infer')} | "
             f"{speed(r, 'train')} | {memory(r, 'train')} | "
             f"{fmt(r.get('infer_per_token_ratio'), 2)} / {fmt(r.get('train_per_token_ratio'), 2)} |"
         )
@@ -364,7 +366,8 @@ def markdown(name: str, rows: Sequence[Dict[str, Any]]) -> str:
 def run_isolated(
     args: argparse.Namespace, overrides: Sequence[str], length: int, phase: str, gpu_id: int
 ) -> Dict[str, Any]:
-    """measure() in a fresh Python process; a failure (e.g. out of memory) becomes "{phase}_error"."""
+    """measure() in a fresh Python process; a failure (e.g. out of memory) becomes
+    "{phase}_error"."""
     command = [
         sys.executable,
         str(Path(__file__).resolve()),

@@ -1,6 +1,6 @@
 """Training and inference speed of a spacy-lmcrf config, in words per second.
 
-    python benchmarks/speed.py configs/lmcrf_ner.cfg corpus/conll03.train.spacy \
+    python benchmarks/scripts/speed.py configs/lmcrf_ner.cfg corpus/conll03.train.spacy \
         corpus/conll03.testa.spacy --vectors corpus/glove50
 
 Training: the config's own optimizer and batch size, timed over --train-batches batches
@@ -26,7 +26,7 @@ from spacy.util import load_config, resolve_dot_names
 
 
 def git_commit() -> str:
-    root = Path(__file__).parents[1]
+    root = Path(__file__).resolve().parents[2]  # benchmarks/scripts/speed.py -> the repo
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
@@ -39,7 +39,8 @@ def git_commit() -> str:
 def machine() -> str:
     if torch.cuda.is_available() and spacy.prefer_gpu():
         return torch.cuda.get_device_name(0)
-    return f"CPU, {torch.get_num_threads()} threads ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU, {torch.get_num_threads()} threads ({cpu}, {os.cpu_count()} cores)"
 
 
 def main() -> None:

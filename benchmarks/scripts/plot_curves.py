@@ -1,14 +1,14 @@
 """Plot dev score against wall-clock minutes for several runs into one PNG.
 
-    python benchmarks/plot_curves.py [NAME=]PATTERN [...] [--n-seeds N] --output curves.png \\
-        [--budget-minutes 30] [--title TITLE]
+    python benchmarks/scripts/plot_curves.py [NAME=]PATTERN [...] [--n-seeds N] \\
+        --output curves.png [--budget-minutes 30] [--title TITLE]
 
 Each PATTERN (a glob, quoted, or a path with "{seed}" and --n-seeds N) is one group of
-runs drawn in one colour, one line per file (e.g. per seed): summaries of benchmarks/budget.py (their "curve") or the
-JSON-lines logs of spacy_lmcrf.TimedLogger.v1. The y axis is the dev score spaCy's
-training loop computes at each evaluation (F1 in percent for NER and chunking), the
-x axis the wall-clock minutes since training started. Needs matplotlib (the `bench` extra:
-pip install -e ".[bench]").
+runs drawn in one colour, one line per file (e.g. per seed): summaries of
+benchmarks/scripts/budget.py (their "curve") or the JSON-lines logs of
+spacy_lmcrf.TimedLogger.v1. The y axis is the dev score spaCy's training loop computes at
+each evaluation (F1 in percent for NER and chunking), the x axis the wall-clock minutes
+since training started. Needs matplotlib (the `bench` extra: pip install -e ".[bench]").
 """
 
 import argparse
@@ -34,7 +34,9 @@ def read_curve(path: Path) -> Curve:
     else:
         summary = json.loads(text)
         if "curve" not in summary:
-            raise ValueError(f"{path}: no 'curve' (expected a benchmarks/budget.py summary)")
+            raise ValueError(
+                f"{path}: no 'curve' (expected a benchmarks/scripts/budget.py summary)"
+            )
         points = [(p["seconds"], p["score"]) for p in summary["curve"]]
     curve = [(seconds / 60, score) for seconds, score in points if score is not None]
     if not curve:

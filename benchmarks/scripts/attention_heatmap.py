@@ -1,8 +1,8 @@
 """Draw the position-aware self-attention of a trained pipeline for one sentence as a
 heatmap PNG (Wei et al.'s Figure 6).
 
-    python benchmarks/attention_heatmap.py MODEL "The stock opened sharply lower ." OUT.png \\
-        [--component lm_crf_tagger] [--focus lower] [--title TITLE]
+    python benchmarks/scripts/attention_heatmap.py MODEL "The stock opened sharply lower ." \\
+        OUT.png [--component lm_crf_tagger] [--focus lower] [--title TITLE]
 
 MODEL is a pipeline directory (e.g. training/.../model-best) whose component holds a
 spacy_lmcrf.PSATok2Vec.v1. One panel per context fusion layer switched on (layer 1 over

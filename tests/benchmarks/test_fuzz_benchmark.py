@@ -1,4 +1,4 @@
-"""benchmarks/fuzz.py: the seeded fuzz run of the CRF span labelers, and its checks."""
+"""benchmarks/scripts/fuzz.py: the seeded fuzz run of the CRF span labelers, and its checks."""
 
 import importlib
 import json
@@ -10,13 +10,13 @@ import pytest
 import spacy
 from spacy.tokens import Doc, Span, SpanGroup
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+SCRIPTS = Path(__file__).parents[2] / "benchmarks" / "scripts"
 
 
 def fuzz_script():
-    """benchmarks/fuzz.py as a module (it imports its neighbour common.py)."""
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
+    """benchmarks/scripts/fuzz.py as a module (it imports its neighbour common.py)."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
     return importlib.import_module("fuzz")
 
 

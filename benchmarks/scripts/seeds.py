@@ -1,7 +1,7 @@
 """Run one command once per seed, with "{seed}" in its arguments replaced by the seed.
 
-    python benchmarks/seeds.py [--first-seed 0] [--skip-existing PATH] N COMMAND [ARG ...]
-    python benchmarks/seeds.py 3 python -m spacy train configs/lmcrf_ner.cfg \\
+    python benchmarks/scripts/seeds.py [--first-seed 0] [--skip-existing PATH] N COMMAND [ARG ...]
+    python benchmarks/scripts/seeds.py 3 python -m spacy train configs/lmcrf_ner.cfg \\
         --output training/conll03/seed{seed} --training.seed {seed} ...
 
 Everything after N is the command (so seeds.py's own options come before N).

@@ -1,4 +1,10 @@
-"""Helpers shared by the benchmark scripts: provenance of a figure, JSON output, globs."""
+"""Helpers shared by the benchmark scripts: provenance of a figure, JSON output, globs.
+
+The scripts import this module by its plain name (`from common import ...`): Python puts the
+folder of the script it runs (`python benchmarks/scripts/NAME.py`, from any folder) first on
+sys.path, so no path setup is needed there; tests that import a script put this folder on
+sys.path themselves. Paths below are resolved from this file, never from the working directory.
+"""
 
 import glob
 import json
@@ -10,7 +16,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-ROOT = Path(__file__).parents[1]
+# the repository (benchmarks/scripts/common.py -> .), and the folder of committed outputs
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def git_commit() -> str:

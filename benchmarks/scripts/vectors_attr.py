@@ -1,6 +1,6 @@
 """Write the token attribute of a pipeline's vectors back into vocab/vectors.cfg.
 
-    python benchmarks/vectors_attr.py DIR [DIR ...] --attr LOWER
+    python benchmarks/scripts/vectors_attr.py DIR [DIR ...] --attr LOWER
 
 spaCy 3.8.18 forgets `spacy init vectors --attr LOWER` when it saves vectors in the default
 mode: `vocab/vectors.cfg` keeps only {"mode": "default"}, so a reloaded pipeline looks its

@@ -1,6 +1,6 @@
 """Train a config for a fixed wall-clock budget, then score model-best on dev and test.
 
-    python benchmarks/budget.py CONFIG OUTPUT_DIR --train TRAIN.spacy --dev DEV.spacy \\
+    python benchmarks/scripts/budget.py CONFIG OUTPUT_DIR --train TRAIN.spacy --dev DEV.spacy \\
         --test TEST.spacy [--vectors VECTORS_DIR] --budget-minutes 30 [--seed 0] \\
         [--kind ner] [--spans-key chunks] [--gpu-id -1] [--summary SUMMARY.json] \\
         [--name NAME] [--vectors-attr LOWER] [--training.eval_frequency 200 ...]

@@ -1,6 +1,6 @@
 """Fuzz a trained pipeline's CRF span labelers with seeded adversarial documents.
 
-    OMP_NUM_THREADS=1 python benchmarks/fuzz.py --work-dir training/fuzz \
+    OMP_NUM_THREADS=1 python benchmarks/scripts/fuzz.py --work-dir training/fuzz \
         --out metrics/fuzz.json
 
 A random.Random(--seed) makes --n-docs documents a tester would: empty and whitespace-only
@@ -52,8 +52,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import ROOT, provenance, write_json  # noqa: E402
+from common import ROOT, provenance, write_json
 
 SAMPLE = ROOT / "assets" / "conll03_sample"
 GLOVE = ROOT / "assets" / "glove_sample" / "glove.6B.50d.sample.txt"

@@ -1,0 +1,1 @@
+"""Tests of the benchmark scripts (benchmarks/scripts/), their README and project.yml."""
