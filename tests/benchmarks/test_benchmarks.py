@@ -1,10 +1,12 @@
-"""The benchmark scripts (benchmarks/scripts/), the project workflows, and the corpus split
-commands."""
+"""The benchmark scripts (benchmarks/scripts/), their README, the project workflows, and the
+corpus split commands."""
 
+import fnmatch
 import importlib
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +27,10 @@ SCRIPTS = BENCHMARKS / "scripts"
 SAMPLE = ROOT / "assets" / "conll03_sample"
 TINY = {"char_dim": 8, "char_hidden": 16, "width": 16, "min_freq": 1}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def script_names():
+    return sorted(path.stem for path in SCRIPTS.glob("*.py"))
 
 
 def bench(name: str):
@@ -529,3 +535,119 @@ def test_cse_neighbours_lists_one_context_per_entity_type(tmp_path):
         float(pair.split()[-1].rstrip(".,")) for pair in similarities.split(": ")[1].split(", ")
     ]
     assert len(values) == 3 and all(-1.0 <= v <= 1.0 for v in values)
+
+
+# -- the layout: scripts/, results/, the README against scripts/ and project.yml ------
+
+HELPERS = {"common"}  # imported by the scripts, not run by themselves
+# files that name benchmark paths; the generated results/*.md record the commands that made
+# them, as they ran, and are not checked
+PATH_FILES = [
+    ROOT / "project.yml",
+    ROOT / "README.md",
+    BENCHMARKS / "README.md",
+    BENCHMARKS / "RESULTS.md",
+    BENCHMARKS / "results" / "archive.md",
+]
+
+
+def readme_entries():
+    """benchmarks/README.md's script entries: {name: text}, one per "### `NAME.py`" heading."""
+    text = (BENCHMARKS / "README.md").read_text(encoding="utf8")
+    parts = re.split(r"^### `(\w+)\.py`\s*$", text, flags=re.M)
+    entries = {}
+    for name, body in zip(parts[1::2], parts[2::2]):
+        assert name not in entries, f"{name}.py is listed twice"
+        entries[name] = re.split(r"^## ", body, flags=re.M)[0]
+    return entries
+
+
+def project_users(project):
+    """{script name: the project.yml commands whose script runs benchmarks/scripts/NAME.py}"""
+    users = {}
+    for command in project["commands"]:
+        for line in command.get("script", []):
+            for name in re.findall(r"benchmarks/scripts/(\w+)\.py", line):
+                users.setdefault(name, set()).add(command["name"])
+    return users
+
+
+def test_readme_lists_every_script_with_its_command():
+    entries = readme_entries()
+    assert sorted(entries) == script_names()
+    for name, body in entries.items():
+        if name not in HELPERS:
+            assert f"python benchmarks/scripts/{name}.py" in body, name
+        assert re.search(r"^project\.yml: ", body, flags=re.M), name
+
+
+def test_readme_names_the_project_commands_that_run_each_script(project):
+    """Each entry's "project.yml:" line (shell patterns, or "none") covers exactly the
+    project.yml commands that run the script: no command left out, no stale pattern."""
+    users = project_users(project)
+    assert set(users) <= set(script_names()), "project.yml runs a script not in scripts/"
+    for name, body in readme_entries().items():
+        line = body.split("project.yml: ", 1)[1].split("\n\n", 1)[0]
+        patterns = [] if line.strip() == "none" else re.findall(r"`([\w*?-]+)`", line)
+        used = users.get(name, set())
+        for command in used:
+            assert any(fnmatch.fnmatchcase(command, p) for p in patterns), (name, command)
+        for pattern in patterns:
+            assert fnmatch.filter(used, pattern), f"{name}.py: no project command {pattern!r}"
+
+
+def test_benchmark_paths_exist():
+    """Every benchmarks/ path in project.yml, the READMEs, RESULTS.md and its archive exists,
+    and so does every relative link of the benchmark markdown files."""
+    for source in PATH_FILES:
+        text = source.read_text(encoding="utf8")
+        for path in re.findall(r"(?<![\w/.])benchmarks/[\w./-]*", text):
+            path = path.rstrip(".")
+            if "NAME" in path:  # a placeholder ("benchmarks/scripts/NAME.py")
+                continue
+            assert (ROOT / path).exists(), f"{source.relative_to(ROOT)}: {path}"
+        if source.parent != ROOT:
+            for link in re.findall(r"\]\(([^)#:]+)\)", text):
+                assert (source.parent / link).exists(), f"{source.relative_to(ROOT)}: {link}"
+
+
+def test_project_outputs_in_benchmarks_go_to_results(project):
+    for command in project["commands"]:
+        for path in command.get("outputs", []):
+            if path.startswith("benchmarks/"):
+                assert path.startswith("benchmarks/results/"), (command["name"], path)
+
+
+@pytest.mark.parametrize("cwd", ["root", "elsewhere"])
+def test_scripts_find_their_helpers_from_any_folder(tmp_path, cwd):
+    """aggregate.py imports common.py by name: run as a file, from the repository root (a
+    relative path) or from another folder (an absolute one), nothing but its own folder
+    puts benchmarks/scripts/ on sys.path."""
+    script = "benchmarks/scripts/aggregate.py" if cwd == "root" else str(SCRIPTS / "aggregate.py")
+    result = subprocess.run(
+        [sys.executable, script, "--help"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT if cwd == "root" else tmp_path,
+    )
+    assert result.returncode == 0 and "usage: aggregate.py" in result.stdout, result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in script_names() if n not in HELPERS])
+def test_every_script_starts_from_another_folder(tmp_path, name):
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / f"{name}.py"), "--help"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0 and f"usage: {name}.py" in result.stdout, result.stderr
+
+
+def test_common_paths_are_the_repository_and_results():
+    common = bench("common")
+    assert common.ROOT == ROOT.resolve() and (common.ROOT / "project.yml").exists()
+    assert common.RESULTS == ROOT.resolve() / "benchmarks" / "results" and common.RESULTS.is_dir()
