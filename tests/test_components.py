@@ -7,8 +7,10 @@ import numpy
 import pytest
 import spacy
 from spacy.training import Example
-from spacy.util import make_tempdir
+from spacy.util import make_tempdir, registry
+from thinc.api import Model
 
+from spacy_lmcrf.ml.models.crf_tagger import get_crf_module
 from spacy_lmcrf.tags import allowed_transitions
 
 from .util import (
@@ -390,3 +392,75 @@ def test_loading_does_not_unpickle_arbitrary_objects(trained_ner, tmp_path):
         with pytest.raises(Exception):  # noqa: B017 (any refusal: the point is the payload never runs)
             spacy.load(tmp)
     assert not marker.exists()
+
+
+@registry.architectures("spacy_lmcrf.tests.HiddenWidth.v1")
+def build_hidden_width(tok2vec: Model, known_at_init: bool) -> Model:
+    """tok2vec, its output width (nO) unknown when the CRF is built: set at initialization
+    when known_at_init (as TransformerListener's), else never (the CRF runs it to see)."""
+
+    def init(model: Model, X=None, Y=None) -> Model:
+        tok2vec.initialize(X=X)
+        if known_at_init:
+            model.set_dim("nO", tok2vec.get_dim("nO"))
+        return model
+
+    def forward(model: Model, docs, is_train: bool):
+        return tok2vec(docs, is_train)
+
+    return Model("hidden_width", forward, init=init, layers=[tok2vec], dims={"nO": None})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("known_at_init", [True, False], ids=["nO_at_init", "no_nO"])
+def test_crf_infers_its_input_width_at_initialize(known_at_init):
+    width = 24
+    tok2vec = {
+        "@architectures": "spacy.Tok2Vec.v2",
+        "embed": {
+            "@architectures": "spacy.MultiHashEmbed.v2",
+            "width": width,
+            "attrs": ["NORM", "SHAPE"],
+            "rows": [500, 100],
+            "include_static_vectors": False,
+        },
+        "encode": {
+            "@architectures": "spacy.MaxoutWindowEncoder.v2",
+            "width": width,
+            "depth": 1,
+            "window_size": 1,
+            "maxout_pieces": 2,
+        },
+    }
+    model = {
+        "@architectures": "spacy_lmcrf.CRFTagger.v1",
+        "pairwise": "small",
+        "tok2vec": {
+            "@architectures": "spacy_lmcrf.tests.HiddenWidth.v1",
+            "known_at_init": known_at_init,
+            "tok2vec": tok2vec,
+        },
+    }
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("lm_crf_ner", config={"model": model})
+    assert not ner.model.get_ref("tok2vec").has_dim("nO")
+    examples = ner_examples(nlp)
+    losses = [train(nlp, examples, 1)["lm_crf_ner"]]
+    assert get_crf_module(ner.model).n_in == width
+    optimizer = ner.create_optimizer()
+    for _ in range(5):
+        losses.append(nlp.update(examples, sgd=optimizer)["lm_crf_ner"])
+    assert losses[-1] < losses[0]
+    texts = [eg.reference.text for eg in examples]
+    predicted = [_ner_output(doc) for doc in nlp.pipe(texts)]
+
+    nlp2 = spacy.blank("en")
+    ner2 = nlp2.add_pipe("lm_crf_ner", config={"model": model})
+    assert get_crf_module(ner2.model).n_in != width  # a placeholder until loaded
+    nlp2.from_bytes(nlp.to_bytes())
+    assert get_crf_module(ner2.model).n_in == width
+    assert [_ner_output(doc) for doc in nlp2.pipe(texts)] == predicted
+    with make_tempdir() as tmp:
+        nlp.to_disk(tmp)
+        nlp3 = spacy.load(tmp)
+        assert [_ner_output(doc) for doc in nlp3.pipe(texts)] == predicted

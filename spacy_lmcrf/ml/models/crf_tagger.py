@@ -57,7 +57,9 @@ def build_crf_tagger(
     """A CRF sequence labeler's model: per-token vectors from tok2vec are projected to
     CRF potentials over each sentence (or window of max_length tokens).
 
-    tok2vec (Model[List[Doc], List[Floats2d]]): the token-to-vector layer; its nO must be set.
+    tok2vec (Model[List[Doc], List[Floats2d]]): the token-to-vector layer. Its output width
+        (nO) may be unknown until it is initialized, as spacy-transformers'
+        TransformerListener's: the projection is then sized at initialization.
     pairwise (str): "large" for per-position pairwise potentials (LM-LSTM-CRF: a
         (L+1) x L score matrix per token), "small" for per-token emissions plus a
         transition matrix, or "none" for emissions only: no transitions and no tag-scheme
@@ -67,12 +69,12 @@ def build_crf_tagger(
     max_length (int): the longest sequence the CRF runs over.
     nO (Optional[int]): the number of tags; set by the component from its labels.
     """
-    if not tok2vec.has_dim("nO") or tok2vec.get_dim("nO") is None:
-        raise ValueError("CRFTagger needs a tok2vec with its output width (nO) set.")
     if pairwise not in PAIRWISE:
         raise ValueError(f"pairwise must be one of {', '.join(PAIRWISE)}, got {pairwise!r}")
+    # A placeholder input width until init knows the tok2vec's (resize_input).
+    n_in = tok2vec.get_dim("nO") if tok2vec.has_dim("nO") is True else 1
     head = wrap_torch_module(
-        CRFPotentials(tok2vec.get_dim("nO"), nO or 1, pairwise=pairwise, dropout=dropout),
+        CRFPotentials(n_in, nO or 1, pairwise=pairwise, dropout=dropout),
         _convert_inputs,
         _convert_outputs,
     )
@@ -96,7 +98,21 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     if X is not None and not any(node.attrs.get("init_with_all_docs") for node in tok2vec.walk()):
         X = X[:N_INIT_SAMPLE]
     tok2vec.initialize(X=X)
+    get_crf_module(model).resize_input(_output_width(tok2vec, X))
     return model
+
+
+def _output_width(tok2vec: Model[List[Doc], List[Floats2d]], X: Optional[List[Doc]]) -> int:
+    """The initialized tok2vec's output width: its nO, or else the width of its output on a
+    sample of X (a tok2vec without an nO dim, such as a TransformerListener's chain)."""
+    if tok2vec.has_dim("nO") is True:
+        return tok2vec.get_dim("nO")
+    if not X:
+        raise ValueError(
+            f"CRFTagger cannot tell the output width of its tok2vec ({tok2vec.name}): it has "
+            "no nO after initialization, and no sample docs were given to run it on."
+        )
+    return tok2vec.predict(X[:N_INIT_SAMPLE])[0].shape[1]
 
 
 def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[CRFScores, Callable]:
@@ -134,6 +150,12 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[CRFScores, C
 def _convert_inputs(model: Model, X, is_train: bool):
     vectors, segments, doc_lengths = X
     width = vectors[0].shape[1]
+    n_in = model.shims[0]._model.n_in
+    if width != n_in:
+        raise ValueError(
+            f"CRFTagger: the tok2vec's vectors have width {width}, but the CRF head takes "
+            f"{n_in}: initialize the model (nlp.initialize) before using it."
+        )
     T = max(end - start for _, start, end in segments)
     padded = pad_segments(model.ops, vectors, segments, (len(segments), T, width))
     device = model.shims[0].device

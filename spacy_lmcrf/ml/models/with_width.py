@@ -1,5 +1,6 @@
-"""spacy_lmcrf.WithWidth.v1: a tok2vec whose output width is declared in the config."""
+"""spacy_lmcrf.WithWidth.v1 (deprecated): a tok2vec whose output width is declared in the config."""
 
+import warnings
 from typing import Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
@@ -12,14 +13,24 @@ from thinc.types import Floats2d
 def build_with_width(
     tok2vec: Model[List[Doc], List[Floats2d]], width: int
 ) -> Model[List[Doc], List[Floats2d]]:
-    """Declare the output width of a tok2vec that learns it only at initialization,
-    such as spacy-transformers' TransformerListener (the transformer's hidden size),
-    so that a CRF head can be built around it. Initialization checks the width.
+    """Deprecated, no longer needed: spacy_lmcrf.CRFTagger.v1 takes a tok2vec whose output
+    width is unknown until initialization, such as spacy-transformers' TransformerListener,
+    and sizes its head then. Put the tok2vec directly in the CRF's config.
+
+    Kept so that configs and pipelines that use it still load: it passes the tok2vec's
+    output through, and initialization still checks the declared width against the
+    tok2vec's.
 
     tok2vec (Model[List[Doc], List[Floats2d]]): the tok2vec, e.g.
         spacy-transformers.TransformerListener.v1.
     width (int): its output width (768 for roberta-base and bert-base models).
     """
+    warnings.warn(
+        "spacy_lmcrf.WithWidth.v1 is deprecated and no longer needed: spacy_lmcrf.CRFTagger.v1 "
+        "infers its tok2vec's width at initialization; use the tok2vec directly.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return Model(
         "with_width",
         forward,

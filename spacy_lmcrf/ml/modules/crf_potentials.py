@@ -65,20 +65,37 @@ class CRFPotentials(nn.Module):
         dtype: Optional[torch.dtype],
     ) -> None:
         kw = {"device": device, "dtype": dtype}
+        if self.pairwise == "large":
+            self.proj = self._new_linear(n_tags, device, dtype)
+        else:
+            self.emit = self._new_linear(n_tags, device, dtype)
         if self.pairwise == "small":
-            self.emit = nn.Linear(self.n_in, n_tags, **kw)
             self.trans = nn.Parameter(torch.zeros((n_tags, n_tags), **kw))
             self.start = nn.Parameter(torch.zeros((n_tags,), **kw))
-            linear = self.emit
-        elif self.pairwise == "none":
-            self.emit = nn.Linear(self.n_in, n_tags, **kw)
-            linear = self.emit
-        else:
-            self.proj = nn.Linear(self.n_in, (n_tags + 1) * n_tags, **kw)
-            linear = self.proj
         # "none" keeps end at zero, untrained: it only records the tag count
         self.end = nn.Parameter(torch.zeros((n_tags,), **kw), requires_grad=self.pairwise != "none")
-        init_linear_(linear)
+
+    def _new_linear(
+        self, n_tags: int, device: Optional[torch.device], dtype: Optional[torch.dtype]
+    ) -> nn.Linear:
+        """The projection from n_in features to the scores of n_tags tags, freshly initialized."""
+        n_out = (n_tags + 1) * n_tags if self.pairwise == "large" else n_tags
+        return init_linear_(nn.Linear(self.n_in, n_out, device=device, dtype=dtype))
+
+    @property
+    def _linear_name(self) -> str:
+        return "proj" if self.pairwise == "large" else "emit"
+
+    def resize_input(self, n_in: int) -> None:
+        """Take n_in input features; the projection starts afresh if that changes them.
+        The tag count, the transition, start and end scores and the constraints are kept."""
+        if n_in < 1:
+            raise ValueError(f"CRFPotentials needs at least one input feature, got {n_in}")
+        if n_in == self.n_in:
+            return
+        self.n_in = n_in
+        linear = self._new_linear(self.n_tags, self.end.device, self.end.dtype)
+        setattr(self, self._linear_name, linear)
 
     def configure(
         self,
@@ -97,9 +114,11 @@ class CRFPotentials(nn.Module):
         self.allowed_end = _bool_buffer(allowed_end, (n_tags,), device)
 
     def resize_to_state_dict(self, state_dict: dict) -> None:
-        """Resize to the tag count in state_dict, before load_state_dict."""
-        if "end" not in state_dict:
-            raise KeyError("state_dict has no 'end' entry to infer n_tags from")
+        """Resize to the input width and tag count in state_dict, before load_state_dict."""
+        for key in ("end", f"{self._linear_name}.weight"):
+            if key not in state_dict:
+                raise KeyError(f"state_dict has no {key!r} entry to infer the head's size from")
+        self.resize_input(int(state_dict[f"{self._linear_name}.weight"].shape[1]))
         n_tags = int(state_dict["end"].shape[0])
         if n_tags != self.n_tags:
             self.configure(n_tags)
