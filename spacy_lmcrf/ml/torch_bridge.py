@@ -1,13 +1,15 @@
 """The one bridge between Thinc and our torch modules.
 
+- torch_tok2vec: the Thinc shell of every tok2vec whose work is one torch module: docs are
+  featurized into a SegmentBatch, run through the module, and its (S, T, W) states come
+  back as one row per token (and gradients the other way), with the empty-batch, frozen
+  and not-initialized cases handled once;
 - wrap_torch_module: the Thinc wrapper of every torch module of ours (ThreadSafeShim: predict
-  never switches a shared module back to training mode);
-- padding: per-doc token rows <-> padded per-segment batches, and back for gradients
-  (pad_segments, unpad_segments, states_to_docs, convert_batch_outputs);
+  never switches a shared module back to training mode), torch_module its accessor, and
+  convert_segment_inputs / convert_segment_outputs the one converter pair of the shell;
+- padding: per-doc token rows <-> padded per-segment batches (pad_segments, unpad_segments);
 - saving and loading: a module's state dict as checked bytes (serialize_torch_module,
-  deserialize_torch_module).
-
-Saving and loading: Saving and loading wrapped torch modules without unpickling arbitrary objects.
+  deserialize_torch_module), without unpickling arbitrary objects.
 
 The bytes are MAGIC, the sha256 of the rest, then torch.save's state dict: torch's own
 reader does not check its archive's checksums, so a damaged blob would otherwise load
@@ -16,14 +18,18 @@ still load, unchecked.
 """
 
 import hashlib
+from dataclasses import dataclass
+from functools import partial
 from io import BytesIO
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+import numpy
 import torch
+from spacy.tokens import Doc
 from thinc.api import ArgsKwargs, Model, PyTorchShim, PyTorchWrapper_v3, torch2xp, xp2torch
 from thinc.types import Floats2d, Floats3d
 
-from .featurize.segments import Segment
+from .featurize.segments import Segment, SegmentBatch
 
 MAGIC = b"spacy_lmcrf.torch.sha256\n"
 ZIP_MAGIC = b"PK\x03\x04"  # how torch.save's output (a zip archive) begins
@@ -160,25 +166,238 @@ class ThreadSafeShim(PyTorchShim):
                 return self._model(*inputs.args, **inputs.kwargs)
 
 
-def states_to_docs(
-    model: Model, states: torch.Tensor, segments: Sequence[Segment], doc_lengths: List[int]
-) -> Tuple[List[Floats2d], Callable[[List[Floats2d]], ArgsKwargs]]:
-    """(S, T, W) states over padded segments -> one (n_tokens, W) array per doc, and the
-    conversion of their gradients back into the module's backward call."""
-    padded = torch2xp(states.detach())
-    outputs = unpad_segments(model.ops, padded, segments, doc_lengths)
+def torch_module(model: Model, ref: str = "encoder") -> Any:
+    """The torch module of a wrapper, or of the wrapper a model holds under ref."""
+    wrapper = model.get_ref(ref) if model.has_ref(ref) else model
+    return wrapper.shims[0]._model
 
-    def convert_gradients(d_outputs: List[Floats2d]) -> ArgsKwargs:
-        d_padded = pad_segments(model.ops, d_outputs, segments, padded.shape)
+
+def torch_device(model: Model, ref: str = "encoder") -> torch.device:
+    """The device of the torch module of a wrapper, or of the wrapper under ref."""
+    wrapper = model.get_ref(ref) if model.has_ref(ref) else model
+    return wrapper.shims[0].device
+
+
+def batch_tensors(batch: SegmentBatch, device: torch.device) -> Dict[str, Any]:
+    """The batch's module_inputs as tensors: on device, or on the CPU for *_cpu."""
+    kwargs: Dict[str, Any] = {}
+    for name, value in batch.module_inputs().items():
+        if isinstance(value, numpy.ndarray):
+            tensor = torch.from_numpy(value)
+            kwargs[name] = tensor if name.endswith("_cpu") else tensor.to(device, non_blocking=True)
+        else:
+            kwargs[name] = value
+    return kwargs
+
+
+class SegmentInputs(NamedTuple):
+    """What a torch tok2vec's wrapper reads: the featurized batch, and the rows of its
+    features model (one (n_tokens, W) array per doc) or None."""
+
+    batch: SegmentBatch
+    features: Optional[List[Floats2d]]
+
+
+@dataclass(frozen=True)
+class FeaturesInput:
+    """Another model's rows, padded into the batch's segments and given to the torch
+    module as one keyword argument: a listener of a shared encoder, the layer below a
+    context encoder, TagLM's LM embeddings.
+
+    ref (str): the model's ref name.
+    arg (str): the module's keyword argument.
+    trainable (bool): backpropagate into the model; False computes no gradient for it.
+    first (bool): the model comes before the torch module in the layers (the order of
+        the nodes a saved pipeline was written in).
+    """
+
+    ref: str
+    arg: str
+    trainable: bool = True
+    first: bool = True
+
+
+@dataclass(frozen=True)
+class TorchTok2VecSpec:
+    """How torch_tok2vec's forward pass runs (see torch_tok2vec)."""
+
+    title: str
+    featurize: Callable[[Model, List[Doc], bool], SegmentBatch]
+    ready: Optional[Callable[[Model], bool]]
+    missing: str
+    trainable: Optional[Callable[[Model], bool]]
+    module_ref: str
+    features: Optional[FeaturesInput]
+
+
+def torch_tok2vec(
+    name: str,
+    module: torch.nn.Module,
+    featurize: Callable[[Model, List[Doc], bool], SegmentBatch],
+    *,
+    init: Callable,
+    attrs: Dict[str, Any],
+    title: str,
+    width: Optional[int] = None,
+    ready: Optional[Callable[[Model], bool]] = None,
+    missing: str = "vocabulary",
+    trainable: Optional[Callable[[Model], bool]] = None,
+    features: Optional[Tuple[Model, FeaturesInput]] = None,
+    module_ref: str = "encoder",
+    forward: Optional[Callable] = None,
+) -> Model[List[Doc], List[Floats2d]]:
+    """A tok2vec whose work is one torch module over padded segments.
+
+    name (str): the model's name (saved pipelines check it: keep it stable).
+    module (torch.nn.Module): returns (S, T, W) states, or (states, loss) for a module with
+        an auxiliary loss (LM-LSTM-CRF's co-trained LM), from featurize's module_inputs.
+    featurize (Callable[[Model, List[Doc], bool], SegmentBatch]): (model, docs, is_train)
+        -> the padded batch.
+    init (Callable): the model's init (vocabularies, sizes).
+    attrs (Dict[str, Any]): the model's attrs.
+    title (str): the architecture's name in error messages, e.g. "WordCharTok2Vec".
+    width (Optional[int]): the output width; default module.width.
+    ready (Optional[Callable[[Model], bool]]): whether the model is initialized; a forward
+        pass before raises, saying the `missing` part ("vocabulary", "LMs") is not there.
+    trainable (Optional[Callable[[Model], bool]]): whether training updates the module;
+        default: whether any of its parameters requires a gradient. When it does not (and
+        no trainable features need a gradient), training runs it as in prediction.
+    features (Optional[Tuple[Model, FeaturesInput]]): a model whose rows are padded into
+        the segments and given to the module (see FeaturesInput).
+    module_ref (str): the ref of the wrapped module.
+    forward (Optional[Callable]): (model, docs, is_train, *, spec) -> (rows, backprop);
+        default tok2vec_forward. A module with a loss reads encode's loss in its own.
+    RETURNS (Model[List[Doc], List[Floats2d]]): the tok2vec.
+    """
+    features_as = features[1] if features is not None else None
+    wrapper = wrap_torch_module(
+        module,
+        partial(convert_segment_inputs, features=features_as),
+        convert_segment_outputs,
+    )
+    layers, refs = [wrapper], {module_ref: wrapper}
+    if features is not None:
+        layers.insert(0 if features_as.first else 1, features[0])
+        refs[features_as.ref] = features[0]
+    spec = TorchTok2VecSpec(
+        title=title,
+        featurize=featurize,
+        ready=ready,
+        missing=missing,
+        trainable=trainable,
+        module_ref=module_ref,
+        features=features_as,
+    )
+    return Model(
+        name,
+        partial(forward or tok2vec_forward, spec=spec),
+        init=init,
+        layers=layers,
+        refs=refs,
+        dims={"nO": module.width if width is None else width},
+        attrs=attrs,
+    )
+
+
+def tok2vec_forward(
+    model: Model, docs: List[Doc], is_train: bool, *, spec: TorchTok2VecSpec
+) -> Tuple[List[Floats2d], Callable]:
+    """A torch tok2vec's rows: encode's, for a module without an auxiliary loss."""
+    (rows, _), backprop = encode(model, docs, is_train, spec=spec)
+    return rows, backprop
+
+
+def encode(
+    model: Model, docs: List[Doc], is_train: bool, *, spec: TorchTok2VecSpec
+) -> Tuple[Tuple[List[Floats2d], Optional[float]], Callable]:
+    """Featurize docs, run the torch module, and return one (n_tokens, W) array per doc
+    with the module's auxiliary loss (None without one), and the backprop callback
+    backprop(d_rows, d_loss=0.0): d_loss is the gradient of the training objective with
+    respect to that loss (its weight)."""
+    if spec.ready is not None and not spec.ready(model):
+        raise ValueError(
+            f"{spec.title} has no {spec.missing} yet: initialize the pipeline "
+            "(nlp.initialize(get_examples)) before using it."
+        )
+    features = spec.features
+    rows, backprop_rows = None, None
+    if features is not None:
+        rows, backprop_rows = model.get_ref(features.ref)(docs, is_train)
+    grad_to_features = is_train and features is not None and features.trainable
+
+    def backprop_features(d_rows: Optional[List[Floats2d]]) -> Any:
+        if not grad_to_features:
+            return []
+        if d_rows is None:  # the module read the features as constants
+            d_rows = [model.ops.alloc2f(*r.shape) for r in rows]
+        return backprop_rows(d_rows)
+
+    batch = spec.featurize(model, docs, is_train)
+    if batch.n_segments == 0:
+        outputs = [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs]
+        return (outputs, None), lambda d_outputs, d_loss=0.0: backprop_features(rows)
+    wrapper = model.get_ref(spec.module_ref)
+    inputs = SegmentInputs(batch, rows)
+    if spec.trainable is not None:
+        trains_module = spec.trainable(model)
+    else:
+        trains_module = any(p.requires_grad for p in torch_module(wrapper).parameters())
+    if not is_train or not (trains_module or grad_to_features):
+        output = wrapper.predict(inputs)
+        return output, lambda d_outputs, d_loss=0.0: backprop_features(None)
+    output, backprop_module = wrapper.begin_update(inputs)
+
+    def backprop(d_outputs: List[Floats2d], d_loss: float = 0.0) -> Any:
+        return backprop_features(backprop_module((d_outputs, d_loss)))
+
+    return output, backprop
+
+
+def convert_segment_inputs(
+    model: Model, inputs: SegmentInputs, is_train: bool, *, features: Optional[FeaturesInput]
+) -> Tuple[ArgsKwargs, Callable[[ArgsKwargs], Optional[List[Floats2d]]]]:
+    """The batch's tensors as the module's keyword arguments, and the features' rows
+    padded into its segments (as features.arg); the gradient comes back per doc."""
+    batch = inputs.batch
+    device = model.shims[0].device
+    kwargs = batch_tensors(batch, device)
+    if features is None or inputs.features is None:
+        return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: None
+    shape = (batch.n_segments, batch.max_length, inputs.features[0].shape[1])
+    padded = pad_segments(model.ops, inputs.features, batch.segments, shape)
+    with_grad = is_train and features.trainable
+    kwargs[features.arg] = xp2torch(padded, requires_grad=with_grad, device=device)
+
+    def convert_gradient(d_inputs: ArgsKwargs) -> Optional[List[Floats2d]]:
+        if not with_grad:
+            return None
+        d_padded = torch2xp(d_inputs.kwargs[features.arg])
+        return unpad_segments(model.ops, d_padded, batch.segments, batch.doc_lengths)
+
+    return ArgsKwargs(args=(), kwargs=kwargs), convert_gradient
+
+
+def convert_segment_outputs(
+    model: Model, inputs_outputs: Tuple[SegmentInputs, Any], is_train: bool
+) -> Tuple[Tuple[List[Floats2d], Optional[float]], Callable]:
+    """(S, T, W) states (or (states, loss)) -> (one (n_tokens, W) array per doc, the loss
+    or None); the gradient (d_rows, d_loss) goes back into the module's backward call."""
+    inputs, output = inputs_outputs
+    states, loss = output if isinstance(output, tuple) else (output, None)
+    batch = inputs.batch
+    padded = torch2xp(states.detach())
+    rows = unpad_segments(model.ops, padded, batch.segments, batch.doc_lengths)
+
+    def convert_gradients(d_output: Tuple[List[Floats2d], float]) -> ArgsKwargs:
+        d_rows, d_loss = d_output
+        d_padded = pad_segments(model.ops, d_rows, batch.segments, padded.shape)
+        d_states = xp2torch(d_padded, device=states.device)
+        if loss is None or not d_loss:
+            return ArgsKwargs(args=(states,), kwargs={"grad_tensors": (d_states,)})
+        d_loss_tensor = torch.tensor(d_loss, dtype=loss.dtype, device=loss.device)
         return ArgsKwargs(
-            args=(states,), kwargs={"grad_tensors": (xp2torch(d_padded, device=states.device),)}
+            args=((states, loss),), kwargs={"grad_tensors": (d_states, d_loss_tensor)}
         )
 
-    return outputs, convert_gradients
-
-
-def convert_batch_outputs(model: Model, inputs_outputs, is_train: bool):
-    """convert_outputs for modules whose input is one batch object with .segments and
-    .doc_lengths (spacy_lmcrf.ml.featurize.words.WordBatch and the like)."""
-    batch, states = inputs_outputs
-    return states_to_docs(model, states, batch.segments, batch.doc_lengths)
+    loss_value = None if loss is None else float(loss.detach())
+    return (rows, loss_value), convert_gradients

@@ -32,6 +32,7 @@ from thinc.api import Model, Optimizer
 
 from ..ml.crf import chunk_log_prob, crf_loss, forward_backward, restrict_tags, viterbi
 from ..ml.models.crf_tagger import CRFGroup, CRFScores, get_crf_module
+from ..ml.models.lm_lstm_tok2vec import LM_LOSS, lm_loss_layers, pop_lm_loss
 from ..tags import (
     OUTSIDE,
     SCHEMES,
@@ -253,8 +254,7 @@ class CRFSequenceLabeler(TrainablePipe):
         self._shared_lms = [
             (f"{name}_lm", node)
             for name, proc in self._upstream_components(nlp)
-            for node in proc.model.walk()
-            if "last_lm_loss" in node.attrs
+            for node in lm_loss_layers(proc.model)
         ]
 
     def _upstream_components(self, nlp: Language) -> List[Tuple[str, TrainablePipe]]:
@@ -412,11 +412,9 @@ class CRFSequenceLabeler(TrainablePipe):
         if not self._listens():
             # an inline tok2vec, and the language model it trains, see only our docs
             examples = mine
-        own_lms = [
-            (f"{self.name}_lm", node) for node in self.model.walk() if "last_lm_loss" in node.attrs
-        ]
+        own_lms = [(f"{self.name}_lm", node) for node in lm_loss_layers(self.model)]
         for _, node in own_lms:
-            node.attrs["last_lm_loss"] = None
+            pop_lm_loss(node)
         scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_potentials = self.get_loss(examples, scores)
         self._n_updates += 1
@@ -437,7 +435,7 @@ class CRFSequenceLabeler(TrainablePipe):
         """Stop on a co-trained LM's loss (lm_weight x the forward plus the backward
         cross-entropy per word) that is non-finite or exceeds 2 x max_loss_per_token
         per word and direction."""
-        loss = node.attrs["last_lm_loss"]
+        loss = node.attrs[LM_LOSS]
         if loss is not None:
             per_word = loss / max(node.attrs.get("lm_weight", 1.0), 1e-12) / 2
             self._check_divergence(f"language-model loss ({key})", loss, per_word, "word", sgd)
@@ -639,9 +637,9 @@ class CRFSequenceLabeler(TrainablePipe):
 def _report_lm_losses(losses: Dict[str, float], lms: List[Tuple[str, Model]]) -> None:
     """Add each LM layer's loss of its last training pass to losses[key], once."""
     for key, node in lms:
-        if node.attrs["last_lm_loss"] is not None:
-            losses[key] = losses.get(key, 0.0) + node.attrs["last_lm_loss"]
-            node.attrs["last_lm_loss"] = None
+        loss = pop_lm_loss(node)
+        if loss is not None:
+            losses[key] = losses.get(key, 0.0) + loss
 
 
 @lru_cache(maxsize=16)

@@ -16,10 +16,8 @@ only (token_chars), so one very long token (base64, minified JSON, a CJK run wit
 spaces) costs the character LSTMs at most max_token_chars steps.
 """
 
-import re
-from collections import Counter
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy
 from spacy.tokens import Doc
@@ -35,18 +33,11 @@ from ..ids import (  # noqa: F401 (the featurizers' importers read them here too
     WORD_PAD,
     WORD_UNK,
 )
-from .segments import Segment, batch_segments
+from .segments import SegmentBatch, batch_segments, segment_lengths
+from .vocabularies import DIGIT, Vocabularies, normalize_word  # noqa: F401 (read here too)
 
-DIGIT = re.compile(r"\d")
 # No token of CoNLL-2000, CoNLL-2002 or CoNLL-2003 is longer (the longest has 62 characters).
 DEFAULT_MAX_TOKEN_CHARS = 64
-
-
-def normalize_word(text: str, *, lowercase: bool, zero_digits: bool) -> str:
-    """The form a word is looked up by: lowercased, and with every digit replaced by 0."""
-    if lowercase:
-        text = text.lower()
-    return DIGIT.sub("0", text) if zero_digits else text
 
 
 def token_chars(text: str, max_token_chars: Optional[int]) -> str:
@@ -76,133 +67,10 @@ def check_max_token_chars(max_token_chars: Optional[int]) -> Optional[int]:
     return max_token_chars
 
 
-class Vocabularies:
-    """The character, word-embedding and language-model vocabularies of a model.
-
-    chars (List[str]): characters with their own embedding row.
-    words (List[str]): normalised word forms with their own embedding row.
-    lm_words (List[str]): normalised word forms the language model predicts; every
-        other word is predicted as the unknown class.
-    lowercase (bool): whether word forms are lowercased before lookup.
-    zero_digits (bool): whether every digit of a word form is replaced by 0 before
-        lookup (Yang et al. 2016).
-    """
-
-    def __init__(
-        self,
-        chars: Sequence[str],
-        words: Sequence[str],
-        lm_words: Sequence[str],
-        *,
-        lowercase: bool,
-        zero_digits: bool = False,
-    ) -> None:
-        self.chars = list(chars)
-        self.words = list(words)
-        self.lm_words = list(lm_words)
-        self.lowercase = lowercase
-        self.zero_digits = zero_digits
-        self.source = (chars, words)
-        self.char_ids = {c: i + N_CHAR_SPECIALS for i, c in enumerate(self.chars)}
-        self.word_ids = {w: i + N_WORD_SPECIALS for i, w in enumerate(self.words)}
-        self.lm_ids = {w: i + 1 for i, w in enumerate(self.lm_words)}
-        self._char_cache: Dict[str, numpy.ndarray] = {}
-
-    @property
-    def n_chars(self) -> int:
-        return len(self.chars) + N_CHAR_SPECIALS
-
-    @property
-    def n_words(self) -> int:
-        return len(self.words) + N_WORD_SPECIALS
-
-    @property
-    def n_lm_words(self) -> int:
-        return len(self.lm_words) + 1
-
-    def normalize(self, text: str) -> str:
-        return normalize_word(text, lowercase=self.lowercase, zero_digits=self.zero_digits)
-
-    def chars_of(self, text: str) -> numpy.ndarray:
-        ids = self._char_cache.get(text)
-        if ids is None:
-            get = self.char_ids.get
-            ids = numpy.array([get(c, CHAR_UNK) for c in text], dtype="int64")
-            if len(self._char_cache) < 500_000:
-                self._char_cache[text] = ids
-        return ids
-
-    def union(self, other: "Vocabularies") -> "Vocabularies":
-        """Every entry of self, then the entries only other has."""
-
-        def merged(a: List[str], b: List[str]) -> List[str]:
-            seen = set(a)
-            return a + [x for x in b if x not in seen]
-
-        return Vocabularies(
-            merged(self.chars, other.chars),
-            merged(self.words, other.words),
-            merged(self.lm_words, other.lm_words),
-            lowercase=self.lowercase,
-            zero_digits=self.zero_digits,
-        )
-
-    def to_attrs(self) -> Dict[str, object]:
-        return {
-            "chars": self.chars,
-            "words": self.words,
-            "lm_words": self.lm_words,
-            "lowercase": self.lowercase,
-            "zero_digits": self.zero_digits,
-        }
-
-    @classmethod
-    def from_attrs(cls, attrs: Dict) -> "Vocabularies":
-        return cls(
-            attrs["chars"],
-            attrs["words"],
-            attrs["lm_words"],
-            lowercase=bool(attrs["lowercase"]),
-            zero_digits=bool(attrs.get("zero_digits", False)),
-        )
-
-    @classmethod
-    def from_docs(
-        cls,
-        docs: Iterable[Doc],
-        *,
-        min_freq: int,
-        lowercase: bool,
-        zero_digits: bool = False,
-        pretrained_words: Iterable[str] = (),
-    ) -> "Vocabularies":
-        """Count the training docs: every character seen gets a row; a word gets a
-        row if it occurs at least min_freq times or has a pretrained vector; the
-        language model predicts the words occurring at least min_freq times."""
-        char_counts: Counter = Counter()
-        word_counts: Counter = Counter()
-        for doc in docs:
-            for token in doc:
-                char_counts.update(token.text)
-                word_counts[
-                    normalize_word(token.text, lowercase=lowercase, zero_digits=zero_digits)
-                ] += 1
-        chars = sorted(char_counts)
-        frequent = sorted(w for w, n in word_counts.items() if n >= min_freq)
-        frequent_set = set(frequent)
-        pretrained = sorted(set(pretrained_words) - frequent_set)
-        return cls(
-            chars, frequent + pretrained, frequent, lowercase=lowercase, zero_digits=zero_digits
-        )
-
-
 @dataclass
-class FeatureBatch:
+class FeatureBatch(SegmentBatch):
     """A batch of segments as padded arrays (S segments, T words, C characters)."""
 
-    segments: List[Segment]
-    doc_lengths: List[int]
-    lengths: numpy.ndarray  # (S,)
     word_ids: numpy.ndarray  # (S, T)
     char_ids: numpy.ndarray  # (S, C)
     char_lengths: numpy.ndarray  # (S,)
@@ -211,13 +79,23 @@ class FeatureBatch:
     bwd_before: numpy.ndarray  # (S, T)
     fwd_before: numpy.ndarray  # (S, T)
     bwd_after: numpy.ndarray  # (S, T)
-    lm_targets: Optional[numpy.ndarray]  # (S, T), LM_IGNORE at padding
-    lm_weight: float = 0.0
-    lm_loss: Optional[float] = None  # set by the encoder in training
+    lm_targets: Optional[numpy.ndarray]  # (S, T), LM_IGNORE at padding; None in prediction
 
-    @property
-    def n_segments(self) -> int:
-        return len(self.segments)
+    def module_inputs(self) -> Dict[str, Any]:
+        inputs: Dict[str, Any] = {
+            "word_ids": self.word_ids,
+            "lengths_cpu": self.lengths,
+            "char_ids": self.char_ids,
+            "char_ids_rev": self.char_ids_rev,
+            "char_lengths_cpu": self.char_lengths,
+            "fwd_after": self.fwd_after,
+            "bwd_before": self.bwd_before,
+        }
+        if self.lm_targets is not None:
+            inputs["fwd_before"] = self.fwd_before
+            inputs["bwd_after"] = self.bwd_after
+            inputs["lm_targets"] = self.lm_targets
+        return inputs
 
 
 def featurize(
@@ -241,7 +119,7 @@ def featurize(
     """
     segments = batch_segments(docs, max_length)
     n_seg = len(segments)
-    lengths = numpy.array([end - start for _, start, end in segments], dtype="int64")
+    lengths = segment_lengths(segments)
     T = int(lengths.max()) if n_seg else 0
     word_ids = numpy.zeros((n_seg, T), dtype="int64")
     positions = numpy.zeros((4, n_seg, T), dtype="int64")

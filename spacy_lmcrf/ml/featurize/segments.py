@@ -1,7 +1,9 @@
 """Split documents into the bounded sequences the recurrent layers and the CRF run over."""
 
-from typing import List, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Sequence, Tuple
 
+import numpy
 from spacy.tokens import Doc
 
 Segment = Tuple[int, int, int]  # (doc index, start token, end token), end exclusive
@@ -61,3 +63,47 @@ def padding_groups(segments: Sequence[Segment], min_cells: int = 4096) -> List[L
             groups.append([i])
             longest = tokens = length
     return groups
+
+
+@dataclass
+class SegmentBatch:
+    """A batch of docs cut into segments: the base of every featurizer's batch.
+
+    segments: (doc index, start, end) of each segment.
+    doc_lengths: the number of tokens of each doc.
+    lengths: (S,) int64, the tokens of each segment.
+    """
+
+    segments: List[Segment]
+    doc_lengths: List[int]
+    lengths: numpy.ndarray
+
+    @property
+    def n_segments(self) -> int:
+        return len(self.segments)
+
+    @property
+    def max_length(self) -> int:
+        """T, the longest segment's tokens (0 for a batch without tokens)."""
+        return int(self.lengths.max()) if len(self.segments) else 0
+
+    def module_inputs(self) -> Dict[str, Any]:
+        """The keyword arguments of the torch module's forward, as numpy arrays (and
+        plain numbers): an argument named *_cpu stays on the CPU, the others go to the
+        module's device."""
+        return {"lengths_cpu": self.lengths}
+
+
+def featurize_segments(docs: Sequence[Doc], max_length: int) -> SegmentBatch:
+    """The segments of docs (sentences, or windows of at most max_length tokens)."""
+    segments = batch_segments(docs, max_length)
+    return SegmentBatch(
+        segments=segments,
+        doc_lengths=[len(doc) for doc in docs],
+        lengths=segment_lengths(segments),
+    )
+
+
+def segment_lengths(segments: Sequence[Segment]) -> numpy.ndarray:
+    """(S,) int64: the tokens of each segment."""
+    return numpy.array([end - start for _, start, end in segments], dtype="int64")

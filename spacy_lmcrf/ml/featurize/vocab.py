@@ -1,7 +1,8 @@
 """The vocabularies a tok2vec builds from all its training docs and the pipeline's vectors.
 
-A model that keeps Vocabularies stores them in its attrs ("chars", "words", "lm_words",
-"lowercase", "zero_digits", read with "min_freq" and "include_vectors") and sets
+A model that keeps Vocabularies stores them in its attrs (vocabulary_attrs: "chars",
+"words", "lm_words", "lowercase", "zero_digits", read with "min_freq" and
+"include_vectors"), its torch module under the ref "encoder", and sets
 attrs["init_with_all_docs"] = True: the CRF components then initialize it with every
 training doc instead of a sample, and when it is shared through a listener, each
 listening component initializes it again with its own docs, which extends the
@@ -9,31 +10,49 @@ vocabularies (the union of all of them) rather than replacing them.
 """
 
 from functools import partial
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from thinc.api import Model
-from thinc.model import serialize_attr
 
+from ..derived import derived_value
 from ..ids import DEFAULT_WORD_WIDTH
-from .char_stream import Vocabularies, normalize_word
+from .vocabularies import Vocabularies, normalize_word
 
 
 def get_vocabularies(model: Model) -> Vocabularies:
-    """The model's vocabularies, rebuilt when its attrs have been replaced (e.g. by loading)."""
-    vocab = model.attrs.get("_vocabularies")
-    source = (model.attrs["chars"], model.attrs["words"])
-    if vocab is None or vocab.source[0] is not source[0] or vocab.source[1] is not source[1]:
-        vocab = Vocabularies.from_attrs(model.attrs)
-        vocab.source = source
-        model.attrs["_vocabularies"] = vocab
-    return vocab
+    """The vocabularies of a tok2vec that keeps them in its attrs (vocabulary_attrs), built
+    from them once and again whenever they are replaced (initialize, from_bytes)."""
+    attrs = model.attrs
+    return derived_value(
+        model.get_ref("encoder"),
+        "vocabularies",
+        (attrs["chars"], attrs["words"], attrs["lm_words"]),
+        lambda: Vocabularies.from_attrs(attrs),
+    )
 
 
-@serialize_attr.register(Vocabularies)
-def _skip_vocabularies(_, value, name, model):
-    raise TypeError("derived from the serialized attrs; rebuilt on demand")
+def has_vocabulary(model: Model) -> bool:
+    """Whether a tok2vec's vocabularies have been built (it has been initialized)."""
+    return bool(model.attrs["words"] or model.attrs["chars"])
+
+
+def vocabulary_attrs(
+    *, min_freq: int, lowercase: bool, zero_digits: bool, include_vectors: bool
+) -> Dict[str, Any]:
+    """The attrs of a tok2vec whose vocabularies extend_vocabularies builds: the settings
+    it reads, the (empty) vocabulary lists it fills, and init_with_all_docs."""
+    return {
+        "min_freq": min_freq,
+        "lowercase": lowercase,
+        "zero_digits": zero_digits,
+        "include_vectors": include_vectors,
+        "chars": [],
+        "words": [],
+        "lm_words": [],
+        "init_with_all_docs": True,
+    }
 
 
 def has_vectors(vocab: Vocab) -> bool:

@@ -6,29 +6,32 @@ order of the valid positions of the (S, T) word grid read row by row.
 """
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy
 from spacy.tokens import Doc
+from thinc.api import Model
 
-from .char_stream import DIGIT, WORD_UNK, Vocabularies
-from .segments import Segment, batch_segments
+from ..ids import WORD_UNK
+from .segments import SegmentBatch, batch_segments, segment_lengths
+from .vocab import get_vocabularies
+from .vocabularies import DIGIT, Vocabularies
 
 
 @dataclass
-class WordBatch:
+class WordBatch(SegmentBatch):
     """A batch of segments: S segments of at most T words, N words in all, W characters."""
 
-    segments: List[Segment]
-    doc_lengths: List[int]
-    lengths: numpy.ndarray  # (S,)
     word_ids: numpy.ndarray  # (S, T)
     char_ids: Optional[numpy.ndarray]  # (N, W), CHAR_PAD after each word
     char_lengths: Optional[numpy.ndarray]  # (N,), at least 1
 
-    @property
-    def n_segments(self) -> int:
-        return len(self.segments)
+    def module_inputs(self) -> Dict[str, Any]:
+        inputs: Dict[str, Any] = {"word_ids": self.word_ids, "lengths_cpu": self.lengths}
+        if self.char_ids is not None:
+            inputs["char_ids"] = self.char_ids
+            inputs["char_lengths_cpu"] = self.char_lengths
+        return inputs
 
 
 def featurize_words(
@@ -44,7 +47,7 @@ def featurize_words(
     max_word_length characters. Digits become 0 in the characters too when the
     vocabulary replaces them in words."""
     segments = batch_segments(docs, max_length)
-    lengths = numpy.array([end - start for _, start, end in segments], dtype="int64")
+    lengths = segment_lengths(segments)
     T = int(lengths.max()) if len(segments) else 0
     word_ids = numpy.zeros((len(segments), T), dtype="int64")
     words: List[str] = []
@@ -71,4 +74,17 @@ def featurize_words(
         word_ids=word_ids,
         char_ids=char_ids,
         char_lengths=char_lengths,
+    )
+
+
+def featurize_model_words(model: Model, docs: Sequence[Doc], is_train: bool = False) -> WordBatch:
+    """featurize_words with a word-level tok2vec's vocabularies (get_vocabularies) and its
+    attrs "max_length", "with_chars" and "max_word_length"."""
+    attrs = model.attrs
+    return featurize_words(
+        docs,
+        get_vocabularies(model),
+        max_length=attrs["max_length"],
+        with_chars=attrs["with_chars"],
+        max_word_length=attrs["max_word_length"],
     )

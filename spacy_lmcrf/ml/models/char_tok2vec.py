@@ -9,46 +9,17 @@ from every training doc of every listening head: the union of the languages'.
 
 from typing import List, Optional
 
-import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d
-from torch import nn
 
-from ..featurize.char_stream import Vocabularies
-from ..featurize.vocab import extend_vocabularies
+from ..featurize.vocab import extend_vocabularies, has_vocabulary, vocabulary_attrs
+from ..featurize.vocabularies import Vocabularies
+from ..featurize.words import featurize_model_words
 from ..modules.char_encoders import CharEncoder
-from ..torch_bridge import convert_batch_outputs, wrap_torch_module
-from .word_char_tok2vec import _convert_inputs, forward, get_module
-
-
-class CharFeatures(nn.Module):
-    """Each word's character encoding over padded segments: (S, T) -> (S, T, width)."""
-
-    def __init__(self, char_embed: CharEncoder) -> None:
-        super().__init__()
-        self.char_embed = char_embed
-
-    @property
-    def width(self) -> int:
-        return self.char_embed.width
-
-    def resize_to_state_dict(self, state) -> None:
-        self.char_embed.resize_to_state_dict(state, "char_embed.")
-
-    def forward(
-        self,
-        word_ids: torch.Tensor,
-        lengths_cpu: torch.Tensor,
-        char_ids: Optional[torch.Tensor] = None,
-        char_lengths_cpu: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
-        S, T = word_ids.shape
-        device = self.char_embed.embed.weight.device
-        valid = torch.arange(T, device=device)[None, :] < lengths_cpu.to(device)[:, None]
-        words = self.char_embed(char_ids, char_lengths_cpu)
-        return words.new_zeros((S, T, words.shape[-1])).index_put((valid,), words)
+from ..modules.char_features import CharFeatures
+from ..torch_bridge import torch_module, torch_tok2vec
 
 
 @registry.architectures("spacy_lmcrf.CharTok2Vec.v1")
@@ -62,27 +33,21 @@ def build_char_tok2vec(
     zero_digits (bool): replace every digit by 0 before encoding.
     max_length (int): longest sequence batched together (sentences, or windows).
     """
-    module = CharFeatures(char_embed)
-    wrapper = wrap_torch_module(module, _convert_inputs, convert_batch_outputs)
-    return Model(
+    return torch_tok2vec(
         "char_tok2vec",
-        forward,
+        CharFeatures(char_embed),
+        featurize_model_words,
         init=init,
-        layers=[wrapper],
-        refs={"encoder": wrapper},
-        dims={"nO": module.width},
         attrs={
             "max_length": max_length,
+            "with_chars": True,
             "max_word_length": char_embed.max_word_length,
-            "min_freq": 1,
-            "lowercase": False,
-            "zero_digits": zero_digits,
-            "include_vectors": False,
-            "chars": [],
-            "words": [],
-            "lm_words": [],
-            "init_with_all_docs": True,
+            **vocabulary_attrs(
+                min_freq=1, lowercase=False, zero_digits=zero_digits, include_vectors=False
+            ),
         },
+        title="char_tok2vec",
+        ready=has_vocabulary,
     )
 
 
@@ -95,5 +60,5 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     model.attrs.update(
         Vocabularies(vocab.chars, (), (), lowercase=False, zero_digits=vocab.zero_digits).to_attrs()
     )
-    get_module(model).char_embed.resize(vocab.n_chars)
+    torch_module(model).char_embed.resize(vocab.n_chars)
     return model

@@ -6,12 +6,11 @@ adds that loss's gradient when it is backpropagated, so the language model train
 whether the tok2vec is inline in a component or shared through a listener.
 """
 
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
-import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
+from thinc.api import Model
 from thinc.types import Floats2d
 
 from ..featurize.char_stream import (
@@ -24,12 +23,17 @@ from ..featurize.vocab import (
     extend_vocabularies,
     get_vocabularies,
     has_vectors,
+    has_vocabulary,
+    vocabulary_attrs,
     word_width,
 )
 from ..ids import DEFAULT_WORD_WIDTH
 from ..modules.lm_lstm import LMLSTMEncoder
-from ..torch_bridge import pad_segments, unpad_segments, wrap_torch_module
+from ..torch_bridge import TorchTok2VecSpec, encode, torch_module, torch_tok2vec
 from .word_embed import init_word_embeddings
+
+# the attr in which a layer keeps its co-trained LM's loss of the last training pass
+LM_LOSS = "last_lm_loss"
 
 
 @registry.architectures("spacy_lmcrf.LMLSTMTok2Vec.v1")
@@ -102,28 +106,27 @@ def build_lm_lstm_tok2vec(
         depth=depth,
         dropout=dropout,
     )
-    wrapper = wrap_torch_module(module, _convert_inputs, _convert_outputs)
-    return Model(
+    return torch_tok2vec(
         "lm_lstm_tok2vec",
-        forward,
+        module,
+        featurize_stream,
         init=init,
-        layers=[wrapper],
-        refs={"encoder": wrapper},
-        dims={"nO": width},
         attrs={
             "lm_weight": float(lm_weight),
             "word_dim": word_dim,
-            "min_freq": min_freq,
-            "lowercase": lowercase,
-            "include_vectors": include_vectors,
             "max_length": max_length,
             "max_token_chars": max_token_chars,
-            "chars": [],
-            "words": [],
-            "lm_words": [],
-            "last_lm_loss": None,
-            "init_with_all_docs": True,
+            LM_LOSS: None,
+            **vocabulary_attrs(
+                min_freq=min_freq,
+                lowercase=lowercase,
+                zero_digits=False,
+                include_vectors=include_vectors,
+            ),
         },
+        title="LMLSTMTok2Vec",
+        ready=has_vocabulary,
+        forward=forward,
     )
 
 
@@ -142,7 +145,7 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     spacy_vocab = X[0].vocab
     word_dim = word_width(spacy_vocab, model.attrs["word_dim"], "LMLSTMTok2Vec", "word_dim")
     vocab = extend_vocabularies(model, X)
-    module = _torch_module(model)
+    module = torch_module(model)
     module.resize(
         n_chars=vocab.n_chars,
         n_words=vocab.n_words,
@@ -155,71 +158,42 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     return model
 
 
-def _torch_module(model: Model) -> LMLSTMEncoder:
-    return model.get_ref("encoder").shims[0]._model
+def forward(
+    model: Model, docs: List[Doc], is_train: bool, *, spec: TorchTok2VecSpec
+) -> Tuple[List[Floats2d], Callable]:
+    """The rows of docs' tokens. In training, the co-trained LM's loss (the module's second
+    output) is kept, times lm_weight, in attrs[LM_LOSS] for the component that updates
+    this tok2vec, and its gradient (lm_weight) joins the rows' on the way back: spaCy's
+    tok2vec contract (and its listeners) carries the rows alone."""
+    (rows, lm_loss), backprop = encode(model, docs, is_train, spec=spec)
+    lm_weight = model.attrs["lm_weight"]
+    if lm_loss is not None:
+        model.attrs[LM_LOSS] = lm_loss * lm_weight
+
+    def backprop_rows(d_rows: List[Floats2d]) -> Any:
+        return backprop(d_rows, lm_weight if lm_loss is not None else 0.0)
+
+    return rows, backprop_rows
 
 
-def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
-    if not model.attrs["chars"]:
-        raise ValueError(
-            "LMLSTMTok2Vec has no vocabulary yet: initialize the pipeline "
-            "(nlp.initialize(get_examples)) before using it."
-        )
-    with_lm = is_train and model.attrs["lm_weight"] > 0
-    batch = featurize(
+def featurize_stream(model: Model, docs: List[Doc], is_train: bool) -> FeatureBatch:
+    """The character streams and word ids of docs, with the LM's targets in training."""
+    return featurize(
         docs,
         get_vocabularies(model),
         max_length=model.attrs["max_length"],
-        with_lm_targets=with_lm,
+        with_lm_targets=is_train and model.attrs["lm_weight"] > 0,
         max_token_chars=model.attrs["max_token_chars"],
     )
-    if batch.n_segments == 0:
-        outputs = [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs]
-        return outputs, lambda d_outputs: []
-    batch.lm_weight = model.attrs["lm_weight"]
-    outputs, backprop = model.get_ref("encoder")(batch, is_train)
-    if batch.lm_loss is not None:
-        model.attrs["last_lm_loss"] = batch.lm_loss
-    return outputs, backprop
 
 
-def _convert_inputs(
-    model: Model, batch: FeatureBatch, is_train: bool
-) -> Tuple[ArgsKwargs, Callable]:
-    device = model.shims[0].device
-
-    def as_tensor(array):
-        return torch.from_numpy(array).to(device, non_blocking=True)
-
-    kwargs = {
-        "word_ids": as_tensor(batch.word_ids),
-        "lengths_cpu": torch.from_numpy(batch.lengths),
-        "char_ids": as_tensor(batch.char_ids),
-        "char_ids_rev": as_tensor(batch.char_ids_rev),
-        "char_lengths_cpu": torch.from_numpy(batch.char_lengths),
-        "fwd_after": as_tensor(batch.fwd_after),
-        "bwd_before": as_tensor(batch.bwd_before),
-    }
-    if batch.lm_targets is not None:
-        kwargs["fwd_before"] = as_tensor(batch.fwd_before)
-        kwargs["bwd_after"] = as_tensor(batch.bwd_after)
-        kwargs["lm_targets"] = as_tensor(batch.lm_targets)
-    return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
+def lm_loss_layers(model: Model) -> List[Model]:
+    """The layers of model (a component's, or a tok2vec's) that co-train an LM."""
+    return [node for node in model.walk() if LM_LOSS in node.attrs]
 
 
-def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
-    batch, (states, lm_loss) = inputs_outputs
-    if lm_loss is not None:
-        batch.lm_loss = float(lm_loss.detach()) * batch.lm_weight
-    padded = torch2xp(states.detach())
-    outputs = unpad_segments(model.ops, padded, batch.segments, batch.doc_lengths)
-
-    def convert_gradients(d_outputs: List[Floats2d]) -> ArgsKwargs:
-        d_padded = pad_segments(model.ops, d_outputs, batch.segments, padded.shape)
-        d_states = xp2torch(d_padded, device=states.device)
-        if lm_loss is None:
-            return ArgsKwargs(args=(states,), kwargs={"grad_tensors": (d_states,)})
-        d_lm = torch.tensor(batch.lm_weight, dtype=lm_loss.dtype, device=lm_loss.device)
-        return ArgsKwargs(args=((states, lm_loss),), kwargs={"grad_tensors": (d_states, d_lm)})
-
-    return outputs, convert_gradients
+def pop_lm_loss(layer: Model) -> Optional[float]:
+    """The LM loss (times lm_weight) of layer's last training pass, once (then None)."""
+    loss = layer.attrs[LM_LOSS]
+    layer.attrs[LM_LOSS] = None
+    return loss

@@ -20,6 +20,7 @@ from ..modules.char_encoders import CharEncoder
 from ..modules.psa import ContextFusion
 from ..modules.word_char import WordCharEncoder
 from ..modules.word_embed import WordEmbedding
+from ..torch_bridge import torch_module
 from .word_char_tok2vec import word_char_model
 
 
@@ -61,6 +62,6 @@ def build_psa_tok2vec(
 def fusion_layers(model: Model) -> Dict[str, ContextFusion]:
     """The context fusion layers of a PSA tok2vec, by place: {"input": ..., "output": ...}
     (those switched on)."""
-    module = model.get_ref("encoder").shims[0]._model
+    module = torch_module(model)
     layers = {"input": module.input_fusion, "output": module.output_fusion}
     return {place: layer for place, layer in layers.items() if layer is not None}

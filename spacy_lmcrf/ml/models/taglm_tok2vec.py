@@ -9,21 +9,24 @@ segments as the words; the rest is one torch module (TagLMEncoder), wrapped once
 vocabularies are built at initialization as spacy_lmcrf.WordCharTok2Vec.v1's.
 """
 
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional
 
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, xp2torch
+from thinc.api import Model
 from thinc.types import Floats2d
 
+from ..featurize.vocab import has_vocabulary
+from ..featurize.words import featurize_model_words
 from ..modules.birnn import CELLS, BiRNNEncoder
 from ..modules.char_encoders import CharEncoder
 from ..modules.taglm import TagLMEncoder
 from ..modules.word_embed import WordEmbedding
-from ..torch_bridge import convert_batch_outputs, pad_segments, wrap_torch_module
-from .word_char_tok2vec import _convert_inputs as convert_word_inputs
-from .word_char_tok2vec import featurize, word_char_attrs
-from .word_char_tok2vec import init as init_word_char
+from ..torch_bridge import FeaturesInput, torch_tok2vec
+from .word_char_tok2vec import init_word_char, word_char_attrs
+
+# the LM embeddings are fixed: no gradient is computed for them
+LM_STATES = FeaturesInput("bilm", "lm_states", trainable=False, first=False)
 
 
 @registry.architectures("spacy_lmcrf.TagLMTok2Vec.v1")
@@ -76,21 +79,17 @@ def build_taglm_tok2vec(
         lm_width=lm_width,
         lm_position=lm_position,
     )
-    wrapper = wrap_torch_module(module, _convert_inputs, _convert_outputs)
-    layers, refs = [wrapper], {"encoder": wrapper}
-    if bilm is not None:
-        layers.append(bilm)
-        refs["bilm"] = bilm
     attrs = word_char_attrs(module, max_length)
     attrs["lm_position"] = lm_position if bilm is not None else None
-    return Model(
+    return torch_tok2vec(
         "taglm_tok2vec",
-        forward,
+        module,
+        featurize_model_words,
         init=init,
-        layers=layers,
-        refs=refs,
-        dims={"nO": module.width},
         attrs=attrs,
+        title="taglm_tok2vec",
+        ready=has_vocabulary,
+        features=(bilm, LM_STATES) if bilm is not None else None,
     )
 
 
@@ -99,29 +98,3 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     if model.has_ref("bilm"):
         model.get_ref("bilm").initialize(X=X)
     return init_word_char(model, X, Y)
-
-
-def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
-    batch = featurize(model, docs)
-    if batch.n_segments == 0:
-        return [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs], lambda d_outputs: []
-    lm_states = None
-    if model.has_ref("bilm"):
-        bilm = model.get_ref("bilm")
-        lm_rows, _ = bilm(docs, is_train)  # fixed: its backprop is a no-op
-        shape = (batch.n_segments, batch.word_ids.shape[1], bilm.get_dim("nO"))
-        lm_states = pad_segments(model.ops, lm_rows, batch.segments, shape)
-    return model.get_ref("encoder")((batch, lm_states), is_train)
-
-
-def _convert_inputs(model: Model, inputs, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
-    batch, lm_states = inputs
-    args, backprop = convert_word_inputs(model, batch, is_train)
-    if lm_states is not None:
-        args.kwargs["lm_states"] = xp2torch(lm_states, device=model.shims[0].device)
-    return args, backprop
-
-
-def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
-    (batch, _), states = inputs_outputs
-    return convert_batch_outputs(model, (batch, states), is_train)

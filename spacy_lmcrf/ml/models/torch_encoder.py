@@ -1,16 +1,17 @@
 """spacy_lmcrf.TorchEncoder.v1: one of our context encoders over any tok2vec's rows."""
 
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional
 
-import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
+from thinc.api import Model
 from thinc.types import Floats2d
 
-from ..featurize.segments import batch_segments
+from ..featurize.segments import SegmentBatch, featurize_segments
 from ..modules.birnn import BiRNNEncoder
-from ..torch_bridge import pad_segments, states_to_docs, unpad_segments, wrap_torch_module
+from ..torch_bridge import FeaturesInput, torch_module, torch_tok2vec
+
+ROWS = FeaturesInput("tok2vec", "x")
 
 
 @registry.architectures("spacy_lmcrf.TorchEncoder.v1")
@@ -35,20 +36,19 @@ def build_torch_encoder(
         return tok2vec
     if tok2vec.has_dim("nO"):
         encoder.resize(tok2vec.get_dim("nO"))
-    wrapper = wrap_torch_module(encoder, _convert_inputs, _convert_outputs)
-    return Model(
+    return torch_tok2vec(
         "torch_encoder",
-        forward,
+        encoder,
+        featurize,
         init=init,
-        layers=[tok2vec, wrapper],
-        refs={"tok2vec": tok2vec, "encoder": wrapper},
-        dims={"nO": encoder.width},
         attrs={
             "max_length": max_length,
             "init_with_all_docs": any(
                 node.attrs.get("init_with_all_docs") for node in tok2vec.walk()
             ),
         },
+        title="TorchEncoder",
+        features=(tok2vec, ROWS),
     )
 
 
@@ -56,39 +56,9 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     tok2vec = model.get_ref("tok2vec")
     tok2vec.initialize(X=X)
     if tok2vec.has_dim("nO"):
-        model.get_ref("encoder").shims[0]._model.resize(tok2vec.get_dim("nO"))
+        torch_module(model).resize(tok2vec.get_dim("nO"))
     return model
 
 
-def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
-    vectors, backprop_tok2vec = model.get_ref("tok2vec")(docs, is_train)
-    segments = batch_segments(docs, model.attrs["max_length"])
-    if not segments:
-        outputs = [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs]
-        return outputs, lambda d_outputs: backprop_tok2vec(vectors)
-    outputs, backprop_encoder = model.get_ref("encoder")(
-        (vectors, segments, [len(doc) for doc in docs]), is_train
-    )
-
-    def backprop(d_outputs: List[Floats2d]) -> List[Doc]:
-        return backprop_tok2vec(backprop_encoder(d_outputs))
-
-    return outputs, backprop
-
-
-def _convert_inputs(model: Model, X, is_train: bool):
-    vectors, segments, doc_lengths = X
-    T = max(end - start for _, start, end in segments)
-    padded = pad_segments(model.ops, vectors, segments, (len(segments), T, vectors[0].shape[1]))
-    x = xp2torch(padded, requires_grad=is_train, device=model.shims[0].device)
-    lengths = torch.tensor([end - start for _, start, end in segments])
-
-    def convert_gradient(d_inputs: ArgsKwargs) -> List[Floats2d]:
-        return unpad_segments(model.ops, torch2xp(d_inputs.args[0]), segments, doc_lengths)
-
-    return ArgsKwargs(args=(x, lengths), kwargs={}), convert_gradient
-
-
-def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
-    (_, segments, doc_lengths), states = inputs_outputs
-    return states_to_docs(model, states, segments, doc_lengths)
+def featurize(model: Model, docs: List[Doc], is_train: bool) -> SegmentBatch:
+    return featurize_segments(docs, model.attrs["max_length"])

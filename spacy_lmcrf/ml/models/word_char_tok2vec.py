@@ -10,21 +10,26 @@ extended when a shared tok2vec is initialized again by its listeners); the modul
 are sized then, and from the saved state when a pipeline is loaded.
 """
 
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
-import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model
+from thinc.api import Model
 from thinc.types import Floats2d
 
-from ..featurize.vocab import extend_vocabularies, get_vocabularies, has_vectors, word_width
-from ..featurize.words import WordBatch, featurize_words
+from ..featurize.vocab import (
+    extend_vocabularies,
+    has_vectors,
+    has_vocabulary,
+    vocabulary_attrs,
+    word_width,
+)
+from ..featurize.words import WordBatch, featurize_model_words
 from ..modules.birnn import BiRNNEncoder
 from ..modules.char_encoders import CharEncoder
 from ..modules.word_char import WordCharEncoder
 from ..modules.word_embed import WordEmbedding
-from ..torch_bridge import convert_batch_outputs, wrap_torch_module
+from ..torch_bridge import torch_module, torch_tok2vec
 from .word_embed import init_word_embeddings
 
 
@@ -63,41 +68,39 @@ def word_char_model(
     """The Thinc model around a WordCharEncoder: featurizes docs into padded segments,
     builds the vocabularies at initialization and sizes the module (also from a saved
     state when a pipeline is loaded)."""
-    wrapper = wrap_torch_module(module, _convert_inputs, convert_batch_outputs)
-    return Model(
+    return torch_tok2vec(
         name,
-        forward,
-        init=init,
-        layers=[wrapper],
-        refs={"encoder": wrapper},
-        dims={"nO": module.width},
+        module,
+        featurize_model_words,
+        init=init_word_char,
         attrs=word_char_attrs(module, max_length),
+        title=name,
+        ready=has_vocabulary,
     )
 
 
-def word_char_attrs(module, max_length: int) -> dict:
+def word_char_attrs(module, max_length: int) -> Dict[str, Any]:
     """The attrs that init, featurize and the vocabularies read, for a module with
     word_embed and char_embed (a WordCharEncoder or one that contains its parts)."""
     char_embed = module.char_embed
     return {
         "max_length": max_length,
+        "with_chars": char_embed is not None,
         "max_word_length": char_embed.max_word_length if char_embed is not None else None,
-        "min_freq": module.word_embed.min_freq,
-        "lowercase": module.word_embed.lowercase,
-        "zero_digits": module.word_embed.zero_digits,
-        "include_vectors": module.word_embed.include_vectors,
-        "chars": [],
-        "words": [],
-        "lm_words": [],
-        "init_with_all_docs": True,
+        **vocabulary_attrs(
+            min_freq=module.word_embed.min_freq,
+            lowercase=module.word_embed.lowercase,
+            zero_digits=module.word_embed.zero_digits,
+            include_vectors=module.word_embed.include_vectors,
+        ),
     }
 
 
 def get_module(model: Model) -> WordCharEncoder:
-    return model.get_ref("encoder").shims[0]._model
+    return torch_module(model)
 
 
-def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
+def init_word_char(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     """Build the vocabularies from X (all training docs) and size the torch module.
     Initializing again extends the vocabularies. It re-initialises the whole word table
     (uniform rows, then the pipeline's vectors) every time, and the character table only
@@ -120,38 +123,9 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
 
 def featurize(model: Model, docs: List[Doc]) -> WordBatch:
     """The padded segments of docs, as the model's forward pass reads them."""
-    if not model.attrs["words"] and not model.attrs["chars"]:
+    if not has_vocabulary(model):
         raise ValueError(
             f"{model.name} has no vocabulary yet: initialize the pipeline "
             "(nlp.initialize(get_examples)) before using it."
         )
-    return featurize_words(
-        docs,
-        get_vocabularies(model),
-        max_length=model.attrs["max_length"],
-        with_chars=get_module(model).char_embed is not None,
-        max_word_length=model.attrs["max_word_length"],
-    )
-
-
-def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
-    batch = featurize(model, docs)
-    if batch.n_segments == 0:
-        outputs = [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs]
-        return outputs, lambda d_outputs: []
-    wrapper = model.get_ref("encoder")
-    if is_train and not any(p.requires_grad for p in get_module(model).parameters()):
-        return wrapper.predict(batch), lambda d_outputs: []  # a frozen table alone
-    return wrapper(batch, is_train)
-
-
-def _convert_inputs(model: Model, batch: WordBatch, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
-    device = model.shims[0].device
-    kwargs = {
-        "word_ids": torch.from_numpy(batch.word_ids).to(device),
-        "lengths_cpu": torch.from_numpy(batch.lengths),
-    }
-    if batch.char_ids is not None:
-        kwargs["char_ids"] = torch.from_numpy(batch.char_ids).to(device)
-        kwargs["char_lengths_cpu"] = torch.from_numpy(batch.char_lengths)
-    return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
+    return featurize_model_words(model, docs)

@@ -2,56 +2,29 @@
 another tok2vec (e.g. a listener of a shared character encoder), read by a word-level
 context encoder. A language's own part of Yang et al. 2016's cross-lingual model."""
 
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional
 
-import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
+from thinc.api import Model
 from thinc.types import Floats2d
-from torch import nn
 
 from ..featurize.vocab import (
     extend_vocabularies,
-    get_vocabularies,
     has_vectors,
+    has_vocabulary,
+    vocabulary_attrs,
     word_width,
 )
-from ..featurize.words import WordBatch, featurize_words
+from ..featurize.words import featurize_model_words
 from ..ids import DEFAULT_WORD_WIDTH
 from ..modules.birnn import BiRNNEncoder
 from ..modules.word_embed import WordEmbedding
-from ..torch_bridge import pad_segments, states_to_docs, unpad_segments, wrap_torch_module
+from ..modules.word_features import WordFeatureEncoder
+from ..torch_bridge import FeaturesInput, torch_module, torch_tok2vec
 from .word_embed import init_word_embeddings
 
-
-class WordFeatureEncoder(nn.Module):
-    """(S, T) word ids and (S, T, n_features) features -> (S, T, encoder.width)."""
-
-    def __init__(self, word_embed: WordEmbedding, encoder: BiRNNEncoder, n_features: int) -> None:
-        super().__init__()
-        self.word_embed = word_embed
-        self.encoder = encoder
-        self.n_features = n_features
-        self.resize(n_words=1, word_width=word_embed.width)
-
-    @property
-    def width(self) -> int:
-        return self.encoder.width
-
-    def resize(self, *, n_words: int, word_width: int) -> None:
-        self.word_embed.resize(n_words, word_width)
-        self.encoder.resize(self.word_embed.width + self.n_features)
-
-    def resize_to_state_dict(self, state) -> None:
-        self.word_embed.resize_to_state_dict(state, "word_embed.")
-        self.encoder.resize_to_state_dict(state, "encoder.")
-
-    def forward(
-        self, word_ids: torch.Tensor, features: torch.Tensor, lengths_cpu: torch.Tensor
-    ) -> torch.Tensor:
-        x = torch.cat([self.word_embed(word_ids), features], dim=-1)
-        return self.encoder(x, lengths_cpu)
+FEATURES = FeaturesInput("features", "features")
 
 
 @registry.architectures("spacy_lmcrf.WordFeaturesTok2Vec.v1")
@@ -79,32 +52,27 @@ def build_word_features_tok2vec(
         raise ValueError(
             "WordFeaturesTok2Vec needs a features model with its output width (nO) set."
         )
-    module = WordFeatureEncoder(word_embed, encoder, features.get_dim("nO"))
-    wrapper = wrap_torch_module(module, _convert_inputs, _convert_outputs)
-    return Model(
+    return torch_tok2vec(
         "word_features_tok2vec",
-        forward,
+        WordFeatureEncoder(word_embed, encoder, features.get_dim("nO")),
+        featurize_model_words,
         init=init,
-        layers=[features, wrapper],
-        refs={"features": features, "encoder": wrapper},
-        dims={"nO": module.width},
         attrs={
             "max_length": max_length,
-            "min_freq": word_embed.min_freq,
-            "lowercase": word_embed.lowercase,
-            "zero_digits": word_embed.zero_digits,
-            "include_vectors": word_embed.include_vectors and use_vectors,
+            "with_chars": False,
+            "max_word_length": None,
             "use_vectors": use_vectors,
-            "chars": [],
-            "words": [],
-            "lm_words": [],
-            "init_with_all_docs": True,
+            **vocabulary_attrs(
+                min_freq=word_embed.min_freq,
+                lowercase=word_embed.lowercase,
+                zero_digits=word_embed.zero_digits,
+                include_vectors=word_embed.include_vectors and use_vectors,
+            ),
         },
+        title="WordFeaturesTok2Vec",
+        ready=has_vocabulary,
+        features=(features, FEATURES),
     )
-
-
-def get_module(model: Model) -> WordFeatureEncoder:
-    return model.get_ref("encoder").shims[0]._model
 
 
 def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
@@ -113,7 +81,7 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     model.get_ref("features").initialize(X=X)
     if not X:
         return model
-    module = get_module(model)
+    module = torch_module(model)
     spacy_vocab = X[0].vocab
     vectors = spacy_vocab if model.attrs["use_vectors"] and has_vectors(spacy_vocab) else None
     if vectors is not None:
@@ -124,51 +92,3 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     module.resize(n_words=vocab.n_words, word_width=width)
     init_word_embeddings(module.word_embed.table.weight, vocab, vectors)
     return model
-
-
-def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
-    if not model.attrs["words"]:
-        raise ValueError(
-            "WordFeaturesTok2Vec has no vocabulary yet: initialize the pipeline "
-            "(nlp.initialize(get_examples)) before using it."
-        )
-    features, backprop_features = model.get_ref("features")(docs, is_train)
-    batch = featurize_words(
-        docs, get_vocabularies(model), max_length=model.attrs["max_length"], with_chars=False
-    )
-    if batch.n_segments == 0:
-        outputs = [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs]
-        return outputs, lambda d_outputs: backprop_features(features)
-    outputs, backprop_encoder = model.get_ref("encoder")((batch, features), is_train)
-
-    def backprop(d_outputs: List[Floats2d]) -> List[Doc]:
-        return backprop_features(backprop_encoder(d_outputs))
-
-    return outputs, backprop
-
-
-def _convert_inputs(model: Model, X: Tuple[WordBatch, List[Floats2d]], is_train: bool):
-    batch, features = X
-    device = model.shims[0].device
-    T = batch.word_ids.shape[1]
-    padded = pad_segments(
-        model.ops, features, batch.segments, (batch.n_segments, T, features[0].shape[1])
-    )
-    x = xp2torch(padded, requires_grad=is_train, device=device)
-    kwargs = {
-        "word_ids": torch.from_numpy(batch.word_ids).to(device),
-        "features": x,
-        "lengths_cpu": torch.from_numpy(batch.lengths),
-    }
-
-    def convert_gradient(d_inputs: ArgsKwargs) -> List[Floats2d]:
-        return unpad_segments(
-            model.ops, torch2xp(d_inputs.kwargs["features"]), batch.segments, batch.doc_lengths
-        )
-
-    return ArgsKwargs(args=(), kwargs=kwargs), convert_gradient
-
-
-def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
-    (batch, _), states = inputs_outputs
-    return states_to_docs(model, states, batch.segments, batch.doc_lengths)
