@@ -8,10 +8,13 @@ exec((ROOT / "spacy_lmcrf" / "about.py").read_text(), version)
 
 # Everything spacy_lmcrf/, benchmarks/ and tests/ import, declared here (tests/test_packaging.py
 # checks it): the package itself, the benchmark scripts (bench), the tests (test: the tests also
-# run the benchmark scripts and spacy-transformers' configs).
+# run the benchmark scripts and spacy-transformers' configs). The linters (lint) are pinned
+# exactly, since each release changes what they report; the test extra holds them so that the
+# README's one install command is all CI (and a contributor) needs to lint and test.
 TRANSFORMERS = ["spacy-transformers>=1.3.0,<1.5.0"]
 BENCH = ["matplotlib>=3.5"]
-TEST = ["pytest>=7", "weasel>=1.0.1", *TRANSFORMERS, *BENCH]
+LINT = ["ruff==0.17.6", "mypy==1.19.1"]
+TEST = ["pytest>=7", "weasel>=1.0.1", *TRANSFORMERS, *BENCH, *LINT]
 
 setup(
     name="spacy-lmcrf",
@@ -37,6 +40,7 @@ setup(
     extras_require={
         "test": TEST,
         "bench": BENCH,
+        "lint": LINT,
         "transformers": TRANSFORMERS,
     },
     entry_points={
@@ -93,6 +97,8 @@ setup(
         "spacy_callbacks": [
             "spacy_lmcrf.stop_after_minutes.v1 = spacy_lmcrf.training.callbacks:stop_after_minutes",
             "spacy_lmcrf.set_meta.v1 = spacy_lmcrf.training.callbacks:set_meta",
+            "spacy_lmcrf.before_update_all.v1 = spacy_lmcrf.training.callbacks:before_update_all",
+            "spacy_lmcrf.trim_heap.v1 = spacy_lmcrf.training.memory:trim_heap",
         ],
     },
     classifiers=[

@@ -4,7 +4,7 @@
     weights = get_attention(nlp, "Peter Blackburn lives in Berlin .")
     weights["input"][i, j]   # how much token i attends to token j in fusion layer 1
 
-benchmarks/attention_heatmap.py draws these matrices (Wei et al.'s Figure 6).
+benchmarks/scripts/attention_heatmap.py draws these matrices (Wei et al.'s Figure 6).
 """
 
 from typing import Dict, Optional, Union
@@ -59,7 +59,8 @@ def get_attention(
     layers = fusion_layers(tok2vec)
     if not layers:
         raise ValueError(
-            "This PSA tok2vec has both fusion layers switched off: there is no attention to look at."
+            "This PSA tok2vec has both fusion layers switched off: "
+            "there is no attention to look at."
         )
     n = len(doc)
     matrices = {place: numpy.zeros((n, n), dtype="float32") for place in layers}

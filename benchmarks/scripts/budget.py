@@ -57,6 +57,7 @@ from spacy_lmcrf.evaluate import evaluate
 
 LOGGER = "spacy_lmcrf.TimedLogger.v1"
 STOPPER = "spacy_lmcrf.stop_after_minutes.v1"
+CHAIN = "spacy_lmcrf.before_update_all.v1"
 
 
 def budget_config(config_path: Path, log_path: Path, budget_minutes: float) -> Config:
@@ -64,12 +65,15 @@ def budget_config(config_path: Path, log_path: Path, budget_minutes: float) -> C
     config = load_config(config_path, interpolate=False)
     training = config["training"]
     if budget_minutes > 0:
-        if training.get("before_update") is not None:
-            raise ValueError(
-                f"{config_path}: [training.before_update] is already set; the budget "
-                "needs it for spacy_lmcrf.stop_after_minutes.v1"
-            )
-        training["before_update"] = {"@callbacks": STOPPER, "minutes": budget_minutes}
+        stopper = {"@callbacks": STOPPER, "minutes": budget_minutes}
+        existing = training.get("before_update")
+        if existing is None:
+            training["before_update"] = stopper
+        else:  # e.g. spacy_lmcrf.trim_heap.v1: run it, then the budget's check
+            training["before_update"] = {
+                "@callbacks": CHAIN,
+                "*": {"existing": existing, "budget": stopper},
+            }
     training["logger"] = {
         "@loggers": LOGGER,
         "path": str(log_path),

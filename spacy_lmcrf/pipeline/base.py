@@ -43,7 +43,6 @@ from ..tags import (
     tags_to_spans,
 )
 from ..training.corpus import CORPUS_KEY, doc_corpus
-from ..training.memory import HeapTrimmer
 from ..training.optimizers import clip_gradient_norm, report_training_loss
 from .serialize import (
     CHECKSUM_KEY,
@@ -109,7 +108,6 @@ class CRFSequenceLabeler(TrainablePipe):
             raise ValueError(f"max_loss_per_token must be >= 0, got {max_loss_per_token}")
         self.vocab = vocab
         self.model = model
-        self._heap_trimmer = HeapTrimmer()
         self.name = name
         self.scorer = scorer
         self.cfg = {
@@ -503,7 +501,6 @@ class CRFSequenceLabeler(TrainablePipe):
         if max_norm:
             clip_gradient_norm(self.model, max_norm)
         self.model.finish_update(sgd)
-        self._heap_trimmer.step()
 
     def get_loss(
         self, examples: Iterable[Example], scores: CRFScores

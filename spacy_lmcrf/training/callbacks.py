@@ -1,5 +1,6 @@
-"""Training callbacks: stop `spacy train` cleanly when a wall-clock budget is spent; write
-the license into a trained pipeline's meta."""
+"""Training callbacks: stop `spacy train` cleanly when a wall-clock budget is spent; run
+several [training.before_update] callbacks; write the license into a pipeline's meta.
+(The heap trimming callback, spacy_lmcrf.trim_heap.v1, is in training/memory.py.)"""
 
 import time
 from typing import Any, Callable, Dict
@@ -60,6 +61,32 @@ def stop_after_minutes(minutes: float) -> Callable[[Language, Dict[str, Any]], N
             )
             print(message, flush=True)
             raise TrainingBudgetSpent(message)
+
+    return before_update
+
+
+@registry.callbacks("spacy_lmcrf.before_update_all.v1")
+def before_update_all(
+    *callbacks: Callable[[Language, Dict[str, Any]], None],
+) -> Callable[[Language, Dict[str, Any]], None]:
+    """Several [training.before_update] callbacks (spaCy takes one), run in order:
+
+        [training.before_update]
+        @callbacks = "spacy_lmcrf.before_update_all.v1"
+
+        [training.before_update.*.trim_heap]
+        @callbacks = "spacy_lmcrf.trim_heap.v1"
+
+        [training.before_update.*.budget]
+        @callbacks = "spacy_lmcrf.stop_after_minutes.v1"
+        minutes = 30
+
+    *callbacks (Callable[[Language, Dict[str, Any]], None]): the callbacks.
+    """
+
+    def before_update(nlp: Language, args: Dict[str, Any]) -> None:
+        for callback in callbacks:
+            callback(nlp, args)
 
     return before_update
 

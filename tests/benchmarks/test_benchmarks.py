@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from spacy.tokens import Doc, DocBin
+from spacy.util import registry
 from spacy.vocab import Vocab
+from thinc.api import Config
 from weasel.util import load_project_config
 
 from spacy_lmcrf.conll import count_conll
@@ -121,15 +123,25 @@ def test_budget_run_stops_and_summarizes(tmp_path, sample_corpus):
     assert "spacy_lmcrf.stop_after_minutes.v1" in config and "spacy_lmcrf.TimedLogger.v1" in config
 
 
-def test_budget_refuses_a_config_with_before_update(tmp_path):
+def test_budget_keeps_the_configs_before_update(tmp_path):
+    """lmcrf_ner.cfg trims the heap before each update: the budget runs beside it."""
     budget = bench("budget")
-    config = tmp_path / "c.cfg"
-    text = (ROOT / "configs" / "lmcrf_ner.cfg").read_text()
-    config.write_text(text.replace("before_update = null", 'before_update = {"@callbacks":"x"}'))
-    with pytest.raises(ValueError, match="before_update"):
-        budget.budget_config(config, tmp_path / "log.jsonl", 5)
-    unbudgeted = budget.budget_config(config, tmp_path / "log.jsonl", 0)["training"]
-    assert unbudgeted["before_update"] == {"@callbacks": "x"}
+    config_path = ROOT / "configs" / "lmcrf_ner.cfg"
+    trim = {"@callbacks": "spacy_lmcrf.trim_heap.v1", "every": 20}
+    budgeted = budget.budget_config(config_path, tmp_path / "log.jsonl", 5)
+    chained = budgeted["training"]["before_update"]
+    assert chained["@callbacks"] == "spacy_lmcrf.before_update_all.v1"
+    assert chained["*"]["existing"] == trim
+    assert chained["*"]["budget"] == {
+        "@callbacks": "spacy_lmcrf.stop_after_minutes.v1",
+        "minutes": 5,
+    }
+    before_update = registry.resolve(
+        Config({"x": budgeted["training"]["before_update"]}).interpolate()
+    )["x"]
+    before_update(None, {"step": 0, "epoch": 0})
+    unbudgeted = budget.budget_config(config_path, tmp_path / "log.jsonl", 0)["training"]
+    assert unbudgeted["before_update"] == trim
     assert unbudgeted["logger"]["@loggers"] == "spacy_lmcrf.TimedLogger.v1"
 
 
