@@ -21,7 +21,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import partial
 from io import BytesIO
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, cast
 
 import numpy
 import torch
@@ -137,7 +137,7 @@ def wrap_torch_module(
         serialize_model=serialize_torch_module,
         deserialize_model=deserialize_torch_module,
     )
-    shim = wrapper.shims[0]
+    shim = cast(PyTorchShim, wrapper.shims[0])
     wrapper.shims[0] = ThreadSafeShim(
         shim._model,
         device=shim.device,
@@ -166,16 +166,20 @@ class ThreadSafeShim(PyTorchShim):
                 return self._model(*inputs.args, **inputs.kwargs)
 
 
+def torch_shim(model: Model, ref: str = "encoder") -> PyTorchShim:
+    """The shim of a wrapper (wrap_torch_module), or of the wrapper a model holds under ref."""
+    wrapper = model.get_ref(ref) if model.has_ref(ref) else model
+    return cast(PyTorchShim, wrapper.shims[0])
+
+
 def torch_module(model: Model, ref: str = "encoder") -> Any:
     """The torch module of a wrapper, or of the wrapper a model holds under ref."""
-    wrapper = model.get_ref(ref) if model.has_ref(ref) else model
-    return wrapper.shims[0]._model
+    return torch_shim(model, ref)._model
 
 
 def torch_device(model: Model, ref: str = "encoder") -> torch.device:
     """The device of the torch module of a wrapper, or of the wrapper under ref."""
-    wrapper = model.get_ref(ref) if model.has_ref(ref) else model
-    return wrapper.shims[0].device
+    return torch_shim(model, ref).device
 
 
 def batch_tensors(batch: SegmentBatch, device: torch.device) -> Dict[str, Any]:
@@ -275,10 +279,12 @@ def torch_tok2vec(
         partial(convert_segment_inputs, features=features_as),
         convert_segment_outputs,
     )
-    layers, refs = [wrapper], {module_ref: wrapper}
+    layers: List[Model] = [wrapper]
+    refs: Dict[str, Optional[Model]] = {module_ref: wrapper}
     if features is not None:
-        layers.insert(0 if features_as.first else 1, features[0])
-        refs[features_as.ref] = features[0]
+        features_model, features_as = features
+        layers.insert(0 if features_as.first else 1, features_model)
+        refs[features_as.ref] = features_model
     spec = TorchTok2VecSpec(
         title=title,
         featurize=featurize,
@@ -294,7 +300,7 @@ def torch_tok2vec(
         init=init,
         layers=layers,
         refs=refs,
-        dims={"nO": module.width if width is None else width},
+        dims={"nO": cast(int, module.width) if width is None else width},
         attrs=attrs,
     )
 
@@ -328,6 +334,7 @@ def encode(
     def backprop_features(d_rows: Optional[List[Floats2d]]) -> Any:
         if not grad_to_features:
             return []
+        assert rows is not None and backprop_rows is not None
         if d_rows is None:  # the module read the features as constants
             d_rows = [model.ops.alloc2f(*r.shape) for r in rows]
         return backprop_rows(d_rows)
@@ -359,7 +366,7 @@ def convert_segment_inputs(
     """The batch's tensors as the module's keyword arguments, and the features' rows
     padded into its segments (as features.arg); the gradient comes back per doc."""
     batch = inputs.batch
-    device = model.shims[0].device
+    device = torch_device(model)
     kwargs = batch_tensors(batch, device)
     if features is None or inputs.features is None:
         return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: None
@@ -371,7 +378,7 @@ def convert_segment_inputs(
     def convert_gradient(d_inputs: ArgsKwargs) -> Optional[List[Floats2d]]:
         if not with_grad:
             return None
-        d_padded = torch2xp(d_inputs.kwargs[features.arg])
+        d_padded = cast(Floats3d, torch2xp(d_inputs.kwargs[features.arg]))
         return unpad_segments(model.ops, d_padded, batch.segments, batch.doc_lengths)
 
     return ArgsKwargs(args=(), kwargs=kwargs), convert_gradient
@@ -385,12 +392,13 @@ def convert_segment_outputs(
     inputs, output = inputs_outputs
     states, loss = output if isinstance(output, tuple) else (output, None)
     batch = inputs.batch
-    padded = torch2xp(states.detach())
+    padded = cast(Floats3d, torch2xp(states.detach()))
     rows = unpad_segments(model.ops, padded, batch.segments, batch.doc_lengths)
+    shape = padded.shape
 
     def convert_gradients(d_output: Tuple[List[Floats2d], float]) -> ArgsKwargs:
         d_rows, d_loss = d_output
-        d_padded = pad_segments(model.ops, d_rows, batch.segments, padded.shape)
+        d_padded = pad_segments(model.ops, d_rows, batch.segments, shape)
         d_states = xp2torch(d_padded, device=states.device)
         if loss is None or not d_loss:
             return ArgsKwargs(args=(states,), kwargs={"grad_tensors": (d_states,)})

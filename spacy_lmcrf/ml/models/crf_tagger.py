@@ -1,17 +1,23 @@
 """spacy_lmcrf.CRFTagger.v1: a tok2vec, a projection to CRF potentials, and the batch they share."""
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, cast
 
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
-from thinc.types import Floats2d
+from thinc.types import Floats2d, Floats3d
 
 from ..featurize.segments import Segment, batch_segments, padding_groups
 from ..modules.crf_potentials import PAIRWISE, CRFPotentials
-from ..torch_bridge import pad_segments, unpad_segments, wrap_torch_module
+from ..torch_bridge import (
+    pad_segments,
+    torch_device,
+    torch_module,
+    unpad_segments,
+    wrap_torch_module,
+)
 
 N_INIT_SAMPLE = 10
 
@@ -90,7 +96,7 @@ def build_crf_tagger(
 
 
 def get_crf_module(model: Model) -> CRFPotentials:
-    return model.get_ref("crf_head").shims[0]._model
+    return torch_module(model, "crf_head")
 
 
 def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
@@ -150,7 +156,7 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[CRFScores, C
 def _convert_inputs(model: Model, X, is_train: bool):
     vectors, segments, doc_lengths = X
     width = vectors[0].shape[1]
-    n_in = model.shims[0]._model.n_in
+    n_in = torch_module(model).n_in
     if width != n_in:
         raise ValueError(
             f"CRFTagger: the tok2vec's vectors have width {width}, but the CRF head takes "
@@ -158,12 +164,13 @@ def _convert_inputs(model: Model, X, is_train: bool):
         )
     T = max(end - start for _, start, end in segments)
     padded = pad_segments(model.ops, vectors, segments, (len(segments), T, width))
-    device = model.shims[0].device
+    device = torch_device(model)
     x = xp2torch(padded, requires_grad=is_train, device=device)
     lengths = torch.tensor([end - start for _, start, end in segments], device=device)
 
     def convert_gradient(d_inputs: ArgsKwargs) -> List[Floats2d]:
-        return unpad_segments(model.ops, torch2xp(d_inputs.args[0]), segments, doc_lengths)
+        d_padded = cast(Floats3d, torch2xp(d_inputs.args[0]))
+        return unpad_segments(model.ops, d_padded, segments, doc_lengths)
 
     return ArgsKwargs(args=(x, lengths), kwargs={}), convert_gradient
 
