@@ -1,8 +1,11 @@
 """`spacy lmcrf ...`: our commands in spaCy's CLI (entry point group spacy_cli).
 
-python -m spacy lmcrf train configs/lmcrf_ner.cfg --output training --paths.train TRAIN --paths.dev DEV
-python -m spacy lmcrf pretrain-char-lm configs/charlm_en.cfg training/charlm_en --paths.train TEXT --paths.dev TEXT
-python -m spacy lmcrf pretrain-word-lm configs/wordlm_en.cfg training/wordlm_en --paths.train TEXT --paths.dev TEXT
+python -m spacy lmcrf train configs/lmcrf_ner.cfg --output training \\
+    --paths.train TRAIN --paths.dev DEV
+python -m spacy lmcrf pretrain-char-lm configs/charlm_en.cfg training/charlm_en \\
+    --paths.train TEXT --paths.dev TEXT
+python -m spacy lmcrf pretrain-word-lm configs/wordlm_en.cfg training/wordlm_en \\
+    --paths.train TEXT --paths.dev TEXT
 """
 
 import logging
@@ -16,7 +19,9 @@ from spacy.cli._util import Arg, Opt, app, parse_config_overrides, show_validati
 
 lmcrf_cli = typer.Typer(
     name="lmcrf",
-    help="spacy-lmcrf commands: training with atomic saves, language-model pretraining and its text",
+    help=(
+        "spacy-lmcrf commands: training with atomic saves, language-model pretraining and its text"
+    ),
     no_args_is_help=True,
 )
 app.add_typer(lmcrf_cli)

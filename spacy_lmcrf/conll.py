@@ -40,8 +40,8 @@ papers hold out 1,000 training sentences), deterministically for a seed.
 ``slice`` writes the Docs ``start:end`` of a DocBin, in order (a contiguous
 split). ``sample`` writes a random fraction of the Docs (round(fraction * n),
 at least one), in their order, deterministically for a seed: the labeling
-rate r of Yang et al. 2016's Table 8. ``count`` counts the sentences and tokens of a CoNLL file and fails
-unless they are the expected numbers.
+rate r of Yang et al. 2016's Table 8. ``count`` counts the sentences and
+tokens of a CoNLL file and fails unless they are the expected numbers.
 """
 
 import argparse

@@ -69,7 +69,8 @@ def _build(settings: Dict[str, Any], train_files) -> BiCharLM:
 def _describe(model: BiCharLM, settings: Dict[str, Any]) -> str:
     return (
         f"{len(model.vocab)} characters (unknown symbol included); LSTM {model.hidden_size} x "
-        f"{settings['model']['num_layers']}; {sum(p.numel() for p in model.parameters()):,} parameters"
+        f"{settings['model']['num_layers']}; "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters"
     )
 
 

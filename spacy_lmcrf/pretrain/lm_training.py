@@ -327,7 +327,8 @@ def _pretrain_lms(
             saved_optimizer = (tensors, meta["optimizer"])
         running.update(meta.get("running", {}))  # the training loss since the last evaluation
         msg.info(
-            f"Resuming at step {progress['step']} (epoch {position['epoch']}, split {position['split']})"
+            f"Resuming at step {progress['step']} "
+            f"(epoch {position['epoch']}, split {position['split']})"
         )
     else:
         if checkpoint_path.exists():
@@ -425,11 +426,13 @@ def _pretrain_lms(
         parts = [f"step {record['step']}", f"epoch {record['epoch']}", f"{record['seconds']:.0f}s"]
         if f"train_{metric}_forward" in record:
             parts.append(
-                f"train {metric} {record[f'train_{metric}_forward']:.3f}/{record[f'train_{metric}_backward']:.3f}"
+                f"train {metric} {record[f'train_{metric}_forward']:.3f}"
+                f"/{record[f'train_{metric}_backward']:.3f}"
             )
         if f"dev_{metric}" in record:
             parts.append(
-                f"dev {metric} {record[f'dev_{metric}_forward']:.3f}/{record[f'dev_{metric}_backward']:.3f} (fwd/bwd)"
+                f"dev {metric} {record[f'dev_{metric}_forward']:.3f}"
+                f"/{record[f'dev_{metric}_backward']:.3f} (fwd/bwd)"
             )
         return ", ".join(parts)
 
@@ -499,7 +502,9 @@ def _pretrain_lms(
                         bar.set_postfix(
                             **{
                                 metric: f"{task.from_nats(mean_nats):.3f}",
-                                f"{unit}_per_s": f"{progress[units_key] / max(clock.seconds, 1e-9):,.0f}",
+                                f"{unit}_per_s": (
+                                    f"{progress[units_key] / max(clock.seconds, 1e-9):,.0f}"
+                                ),
                             },
                             refresh=False,
                         )

@@ -1,4 +1,5 @@
-"""The [sections] of a pretraining config, read with the defaults filled in and unknown keys refused."""
+"""The [sections] of a pretraining config, read with the defaults filled in and unknown keys
+refused."""
 
 from typing import Any, Dict, Mapping
 

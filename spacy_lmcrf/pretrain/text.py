@@ -41,7 +41,8 @@ def text_files(paths: Union[PathLike, Sequence[PathLike]]) -> List[Path]:
 
 
 def read_lines(files: Iterable[Path]) -> Iterator[str]:
-    """Every line of every file, in order, each ending with "\\n" (added to a last line without one)."""
+    """Every line of every file, in order, each ending with "\\n" (added to a last line without
+    one)."""
     for path in files:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as file_:

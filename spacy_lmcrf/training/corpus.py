@@ -85,7 +85,8 @@ def create_task_corpora(
     paths = {name: path for name, path in corpora.items() if path is not None}
     if not paths:
         raise ValueError(
-            f"spacy_lmcrf.TaskCorpora.v1: every path is null ({sorted(corpora)}); set them in [paths]"
+            f"spacy_lmcrf.TaskCorpora.v1: every path is null ({sorted(corpora)}); "
+            "set them in [paths]"
         )
     readers = {name: GoldTokenCorpus(path, limit=limit) for name, path in paths.items()}
 
@@ -135,7 +136,8 @@ def create_task_batcher(
             if name is None:
                 raise ValueError(
                     f"spacy_lmcrf.task_batcher.v1: example {i} has no corpus name in "
-                    f"doc.user_data[{CORPUS_KEY!r}]; read the training data with spacy_lmcrf.TaskCorpora.v1"
+                    f"doc.user_data[{CORPUS_KEY!r}]; "
+                    "read the training data with spacy_lmcrf.TaskCorpora.v1"
                 )
             by_corpus.setdefault(name, []).append(example)
         n_batches = {name: -(-len(egs) // size) for name, egs in by_corpus.items()}

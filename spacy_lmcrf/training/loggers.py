@@ -29,9 +29,9 @@ def timed_logger(
     "step", "words" (training words seen), "score" (the weighted score),
     "is_best", "scores" (every other score, as spaCy's evaluation returns them)
     and "losses". Each evaluation's score is also told to the schedules that follow
-    it (spacy_lmcrf.training.dev_scores). When training ends (finished, stopped by a callback or by an
-    error) one last line holds "event": "end", "seconds" and "steps" (the
-    number of completed training steps). The file is truncated when training
+    it (spacy_lmcrf.training.dev_scores). When training ends (finished, stopped by
+    a callback or by an error) one last line holds "event": "end", "seconds" and
+    "steps" (the number of completed training steps). The file is truncated when training
     starts and flushed after every line, so it can be read while training runs.
 
     In a config: [training.logger] @loggers = "spacy_lmcrf.TimedLogger.v1",

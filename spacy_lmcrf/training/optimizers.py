@@ -281,7 +281,8 @@ class LossPlateauSchedule:
     ) -> None:
         if steps_per_epoch < 1 or patience < 1:
             raise ValueError(
-                f"steps_per_epoch and patience must be at least 1, got {steps_per_epoch}, {patience}"
+                "steps_per_epoch and patience must be at least 1, "
+                f"got {steps_per_epoch}, {patience}"
             )
         if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must be between 0 and 1, got {factor}")
@@ -316,7 +317,8 @@ class LossPlateauSchedule:
         if self.reports == 0:
             raise ValueError(
                 "spacy_lmcrf.anneal_on_loss_plateau.v1 saw no training loss in a whole epoch: "
-                "only the spacy_lmcrf components (lm_crf_ner, lm_crf_tagger, lm_crf_spans) report it"
+                "only the spacy_lmcrf components (lm_crf_ner, lm_crf_tagger, lm_crf_spans) "
+                "report it"
             )
         self.history.append(self.epoch_loss)
         if self.epoch_loss < self.best_loss:
@@ -384,7 +386,8 @@ class DropAfterBestDevSchedule(DevScoreListener):
     ) -> None:
         if steps_per_epoch < 1 or epochs_per_drop < 1 or drops < 1 or patience < 1:
             raise ValueError(
-                f"{self.name}: steps_per_epoch, epochs_per_drop, drops and patience must be at least 1, "
+                f"{self.name}: steps_per_epoch, epochs_per_drop, drops and patience "
+                "must be at least 1, "
                 f"got {steps_per_epoch}, {epochs_per_drop}, {drops}, {patience}"
             )
         if factor <= 1.0:
@@ -430,7 +433,8 @@ class DropAfterBestDevSchedule(DevScoreListener):
         self.history.append({"step": step, "epoch": epoch, "score": score, "rate": self.rate})
         if self.finished:
             message = (
-                f"Stopping: {self.name} has run its {self.drops} phases of {self.epochs_per_drop} epochs "
+                f"Stopping: {self.name} has run its {self.drops} phases "
+                f"of {self.epochs_per_drop} epochs "
                 f"after the best dev score {self.best:.4f} (step {step}, epoch {epoch})"
             )
             print(message, flush=True)

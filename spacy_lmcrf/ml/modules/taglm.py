@@ -90,7 +90,8 @@ class TagLMEncoder(nn.Module):
     ) -> torch.Tensor:
         if (lm_states is None) != (self.lm_width == 0):
             raise ValueError(
-                f"TagLMEncoder of lm_width {self.lm_width} got {'no' if lm_states is None else ''} LM states"
+                f"TagLMEncoder of lm_width {self.lm_width} got "
+                f"{'no' if lm_states is None else ''} LM states"
             )
         x = self.features(word_ids, lengths_cpu, char_ids, char_lengths_cpu)
         for position, layer in (
