@@ -24,8 +24,10 @@ def derived_value(holder: Model, name: str, sources: Tuple[Any, ...], build: Cal
         "derived_values", {}
     )
     entry = cache.get(name)
-    if entry is None or len(entry[0]) != len(sources) or any(
-        old is not new for old, new in zip(entry[0], sources)
+    if (
+        entry is None
+        or len(entry[0]) != len(sources)
+        or any(old is not new for old, new in zip(entry[0], sources))
     ):
         entry = cache[name] = (sources, build())
     return entry[1]
