@@ -9,6 +9,11 @@ from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 from thinc.api import Adam
 
+# the repository's root: configs/, assets/, benchmarks/, README.md (tests/util.py is one level down)
+ROOT = Path(__file__).parents[1]
+# the tests' own data (tests/data: an old saved pipeline and the script that made it)
+TEST_DATA = Path(__file__).parent / "data"
+
 TINY_TOK2VEC = {
     "char_dim": 8,
     "char_hidden": 24,
@@ -56,6 +61,26 @@ def ner_examples(nlp: Language) -> List[Example]:
     return examples
 
 
+NNP_WORDS = {"Peter": "NNP", "Blackburn": "NNP", "Berlin": "NNP", "Paris": "NNP", "EU": "NNP"}
+
+
+def tagged_ner_examples(nlp: Language) -> List[Example]:
+    """NER_DATA four times over with a word w0..w3 added: more than ten docs, so a ten-doc
+    sample misses words; NER and tags on each (the shared tok2vec tests)."""
+    examples = []
+    for i in range(4):
+        for text, ents in NER_DATA:
+            words = text.split() + [f"w{i}"]
+            ref = Doc(
+                nlp.vocab,
+                words=words,
+                ents=ents + ["O"],
+                tags=[NNP_WORDS.get(w, "NN") for w in words],
+            )
+            examples.append(Example(Doc(nlp.vocab, words=words), ref))
+    return examples
+
+
 def tag_examples(nlp: Language) -> List[Example]:
     return [
         Example(nlp.make_doc(text), Doc(nlp.vocab, words=text.split(), tags=tags))
@@ -88,7 +113,7 @@ def convert_ner_sample(directory: Path, prefix: str = "sample_") -> Path:
     """The shipped CoNLL-2003 sample (assets/conll03_sample, IOB1) as DIRECTORY/PREFIX{train,dev}.spacy."""
     from spacy_lmcrf.conll import convert
 
-    sample = Path(__file__).parents[1] / "assets" / "conll03_sample"
+    sample = ROOT / "assets" / "conll03_sample"
     for split in ("train", "dev"):
         convert(
             sample / f"{split}.iob", directory / f"{prefix}{split}.spacy", task="ner", scheme="IOB1"
@@ -157,3 +182,4 @@ def save_tiny_word_lm(path, projection_size: int = 6, seed: int = 1, cutoffs=())
     )
     lms.save(path, step=0)
     return path
+

@@ -11,7 +11,7 @@ from spacy.training import Example
 from spacy_lmcrf.conlleval import read_conlleval
 from spacy_lmcrf.evaluate import disagreements, evaluate, main
 
-from .util import TINY_TOK2VEC, ner_examples
+from ..util import TINY_TOK2VEC, ner_examples
 
 TAGGED_CHUNKS = [
     (

@@ -13,7 +13,7 @@ from thinc.api import Model
 from spacy_lmcrf.ml.models.crf_tagger import get_crf_module
 from spacy_lmcrf.tags import allowed_transitions
 
-from .util import (
+from ..util import (
     NER_DATA,
     chunk_examples,
     make_nlp,

@@ -32,9 +32,8 @@ from spacy_lmcrf.training.atomic_save import (
 from spacy_lmcrf.training.callbacks import TrainingBudgetSpent
 from spacy_lmcrf.training.train import train_pipeline
 
-from .util import convert_ner_sample, make_nlp, ner_examples, train
+from ..util import ROOT, convert_ner_sample, make_nlp, ner_examples, train
 
-ROOT = Path(__file__).parents[1]
 TEXTS = ["Peter Blackburn lives in Berlin w17 .", "w3 w5 EU rejects German call"]
 N_VECTORS = 50000  # 50,000 x 16 floats in the vectors and again in the model: 6 MB
 SEED = 21

@@ -7,7 +7,7 @@ from spacy.util import registry
 
 from spacy_lmcrf.training.optimizers import clip_gradient_norm
 
-from .util import make_nlp, ner_examples
+from ..util import make_nlp, ner_examples
 
 
 @pytest.mark.parametrize("nesterov", [False, True])

@@ -8,7 +8,7 @@ from thinc.api import Adam
 
 from spacy_lmcrf.ml.featurize.vocab import get_vocabularies
 
-from .test_shared_tok2vec import _examples
+from ..util import tagged_ner_examples
 
 TOK2VEC = {
     "@architectures": "spacy_lmcrf.WordCharTok2Vec.v1",
@@ -39,7 +39,7 @@ def test_shared_word_char_tok2vec_trains_both_heads_and_sees_all_docs():
     nlp.add_pipe("tok2vec", config={"model": TOK2VEC})
     for factory in ("lm_crf_ner", "lm_crf_tagger"):
         nlp.add_pipe(factory, config={"model": {"pairwise": "small", "tok2vec": LISTENER}})
-    examples = _examples(nlp)
+    examples = tagged_ner_examples(nlp)
     assert len(examples) > 10
     nlp.initialize(lambda: examples)
     tok2vec = nlp.get_pipe("tok2vec").model

@@ -14,6 +14,8 @@ from spacy_lmcrf.extract import extract
 from spacy_lmcrf.ml.featurize.vocab import get_vocabularies
 from spacy_lmcrf.training.corpus import CORPUS_KEY
 
+from ..util import ROOT
+
 CHAR_TOK2VEC = {
     "@architectures": "spacy_lmcrf.CharTok2Vec.v1",
     "char_embed": {
@@ -143,14 +145,12 @@ def test_crosslingual_shares_only_characters_and_extracts_single_language_pipeli
 
 
 def test_crosslingual_config_is_valid_and_trains(tmp_path):
-    from pathlib import Path
-
     from spacy.cli.debug_config import debug_config
     from spacy.tokens import DocBin
     from spacy.training.initialize import init_nlp
     from spacy.util import load_config, resolve_dot_names
 
-    path = Path(__file__).parents[1] / "configs" / "yang_crosslingual_ner.cfg"
+    path = ROOT / "configs" / "yang_crosslingual_ner.cfg"
     nlp = spacy.blank("en")
     overrides = {}
     for lang, rows in DATA.items():

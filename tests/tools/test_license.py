@@ -2,8 +2,6 @@
 [initialize.after_init] callback (spacy_lmcrf.set_meta.v1) writes it at initialization,
 meta.json keeps it, and spacy_lmcrf.extract passes it on."""
 
-from pathlib import Path
-
 import pytest
 import spacy
 from spacy.tokens import DocBin
@@ -12,9 +10,8 @@ from spacy.util import load_config
 
 from spacy_lmcrf.extract import extract
 
-from .util import ner_examples
+from ..util import ROOT, ner_examples
 
-ROOT = Path(__file__).parents[1]
 CONFIGS = ROOT / "configs"
 # spaCy's own NER, the benchmarks' peer (no component of ours), and the LM pretraining configs
 # (no spaCy pipeline) are not pipelines of this package.

@@ -9,25 +9,7 @@ from thinc.api import Adam
 
 from spacy_lmcrf.ml.models.lm_lstm_tok2vec import get_vocabularies
 
-from .util import NER_DATA, TINY_TOK2VEC
-
-TAGS = {"Peter": "NNP", "Blackburn": "NNP", "Berlin": "NNP", "Paris": "NNP", "EU": "NNP"}
-
-
-def _examples(nlp):
-    """More than ten docs, so a ten-doc sample misses words; NER and tags on each."""
-    examples = []
-    for i in range(4):
-        for text, ents in NER_DATA:
-            words = text.split() + [f"w{i}"]
-            ref = Doc(
-                nlp.vocab,
-                words=words,
-                ents=ents + ["O"],
-                tags=[TAGS.get(w, "NN") for w in words],
-            )
-            examples.append(Example(Doc(nlp.vocab, words=words), ref))
-    return examples
+from ..util import TINY_TOK2VEC, tagged_ner_examples
 
 
 def _shared_nlp():
@@ -49,7 +31,7 @@ def _shared_nlp():
 @pytest.mark.slow
 def test_shared_tok2vec_trains_both_heads_and_sees_all_docs():
     nlp = _shared_nlp()
-    examples = _examples(nlp)
+    examples = tagged_ner_examples(nlp)
     assert len(examples) > 10
     nlp.initialize(lambda: examples)
     tok2vec_model = nlp.get_pipe("tok2vec").model
@@ -95,7 +77,7 @@ def _lm_losses(nlp, examples):
 @pytest.mark.slow
 def test_shared_lm_loss_is_reported_once_under_the_tok2vec():
     nlp = _shared_nlp()
-    examples = _examples(nlp)
+    examples = tagged_ner_examples(nlp)
     nlp.initialize(lambda: examples)
     computed, losses = _lm_losses(nlp, examples)
     assert computed > 0

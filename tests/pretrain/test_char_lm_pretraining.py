@@ -25,7 +25,8 @@ from spacy_lmcrf.pretrain.char_lm_training import pretrain_char_lm
 from spacy_lmcrf.pretrain.lm_training import interleaved_splits, rows_of, windows
 from spacy_lmcrf.pretrain.text import read_chunks, read_lines, text_files
 
-ROOT = Path(__file__).parents[1]
+from ..util import ROOT
+
 SUBJECTS = ["the cat", "a dog", "my old friend", "the president", "Anna", "the committee"]
 VERBS = ["sees", "likes", "visited", "will meet", "thanked"]
 OBJECTS = [

@@ -20,7 +20,7 @@ from spacy_lmcrf.tags import (
     tags_to_spans,
 )
 
-from .util import TINY_TOK2VEC
+from ..util import TINY_TOK2VEC
 
 LABELS = ("A", "B")
 # two segments of one doc and a one-token doc: offsets, padding and both sequence ends

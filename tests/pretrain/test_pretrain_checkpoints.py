@@ -24,11 +24,11 @@ from spacy_lmcrf.pretrain.char_lm_training import load_pretraining_config, pretr
 from spacy_lmcrf.pretrain.lm_training import CHECKPOINT, pretrain_lms
 from spacy_lmcrf.pretrain.loop import CheckpointTimer
 
+from ..util import ROOT
 from .test_char_lm_pretraining import read_log, text_dir  # noqa: F401 (text_dir: a fixture)
 from .test_char_lm_pretraining import tiny_config as char_config
 from .test_word_lm_pretraining import tiny_config as word_config
 
-ROOT = Path(__file__).parents[1]
 # kind -> (task, settings reader, tiny config, model class, last file)
 KINDS = {
     "char": (

@@ -17,9 +17,8 @@ from spacy_lmcrf.ml.modules.word_vocab import EOS, UNK, WordVocab, line_tokens
 from spacy_lmcrf.pretrain.text import read_lines, read_token_chunks, text_files
 from spacy_lmcrf.pretrain.word_lm_training import pretrain_word_lm
 
+from ..util import ROOT
 from .test_char_lm_pretraining import sentences
-
-ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from thinc.api import Adam
 from spacy_lmcrf.ml.modules.word_lm import BiWordLM
 from spacy_lmcrf.ml.modules.word_vocab import EOS
 
-from .util import chunk_examples, ner_examples, save_tiny_word_lm
+from ..util import chunk_examples, ner_examples, save_tiny_word_lm
 
 PROJECTION = 6
 

@@ -11,7 +11,7 @@ from thinc.api import Adam
 
 from spacy_lmcrf.training.corpus import CORPUS_KEY
 
-from .util import (
+from ..util import (
     CHUNK_DATA,
     NER_DATA,
     TAG_DATA,

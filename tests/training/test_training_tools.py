@@ -15,9 +15,8 @@ from spacy.util import registry
 from spacy_lmcrf.training import callbacks
 from spacy_lmcrf.training.callbacks import TrainingBudgetSpent, stop_after_minutes
 
-from .util import convert_ner_sample
+from ..util import ROOT, convert_ner_sample
 
-ROOT = Path(__file__).parents[1]
 TINY = {"char_dim": 8, "char_hidden": 16, "width": 16, "min_freq": 1}
 # One thread: on a machine whose cores are busy elsewhere, OpenMP threads wait on each other.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

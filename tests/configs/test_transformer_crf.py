@@ -15,12 +15,12 @@ from thinc.api import Config
 
 from spacy_lmcrf.ml.models.crf_tagger import get_crf_module
 
-from .util import NER_DATA, ner_examples, write_task_corpora
+from ..util import NER_DATA, ROOT, ner_examples, write_task_corpora
 
 pytest.importorskip("spacy_transformers")
 transformers = pytest.importorskip("transformers")
 
-CONFIG = Path(__file__).parents[1] / "configs" / "transformer_crf_ner.cfg"
+CONFIG = ROOT / "configs" / "transformer_crf_ner.cfg"
 HIDDEN = 16
 
 

@@ -18,7 +18,7 @@ from spacy_lmcrf.ml.modules.word_lm import BiWordLM
 from spacy_lmcrf.ml.modules.word_vocab import EOS
 from spacy_lmcrf.ml.torch_bridge import deserialize_torch_module, serialize_torch_module
 
-from .util import save_tiny_char_lm, save_tiny_word_lm
+from ..util import save_tiny_char_lm, save_tiny_word_lm
 
 HIDDEN = 12
 PROJECTION = 6

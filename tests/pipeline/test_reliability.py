@@ -17,7 +17,7 @@ from spacy_lmcrf.ml.featurize.segments import padding_groups
 from spacy_lmcrf.pipeline.base import TrainingDiverged
 from spacy_lmcrf.pipeline.serialize import CHECKSUM_KEY
 
-from .util import make_nlp, ner_examples, train
+from ..util import make_nlp, ner_examples, train
 
 TEXTS = [
     "Peter Blackburn lives in Berlin .",

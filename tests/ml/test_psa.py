@@ -19,8 +19,8 @@ from spacy_lmcrf.ml.models.word_char_tok2vec import get_module
 from spacy_lmcrf.ml.modules import psa as psa_module
 from spacy_lmcrf.ml.modules.psa import ContextFusion, PositionAwareSelfAttention
 
-from .test_benchmarks import bench
-from .util import ner_examples
+from ..benchmarks.test_benchmarks import bench
+from ..util import ner_examples
 
 WORD = {"@architectures": "spacy_lmcrf.WordEmbedding.v1", "width": 16, "min_freq": 1}
 CHAR = {"@architectures": "spacy_lmcrf.CharBiLSTM.v1", "char_dim": 8, "hidden": 6}

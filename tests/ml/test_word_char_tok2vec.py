@@ -20,7 +20,7 @@ from spacy_lmcrf.ml.models.word_embed import init_word_embeddings
 from spacy_lmcrf.ml.modules.birnn import BiRNNEncoder
 from spacy_lmcrf.ml.modules.locked_dropout import LockedDropout
 
-from .util import NER_DATA, ner_examples, tag_examples
+from ..util import NER_DATA, ner_examples, tag_examples
 
 N_STEPS = 100
 

@@ -14,7 +14,7 @@ from spacy_lmcrf.ml.crf import crf_loss, viterbi
 from spacy_lmcrf.ml.modules.char_lm import BiCharLM
 from spacy_lmcrf.ml.modules.crf_potentials import CRFPotentials
 
-from .util import ner_examples, save_tiny_char_lm, tag_examples
+from ..util import ner_examples, save_tiny_char_lm, tag_examples
 
 HIDDEN = 12
 

@@ -20,7 +20,8 @@ from spacy_lmcrf.conll import (
 )
 from spacy_lmcrf.tags import spans_to_tags, tags_to_spans
 
-REPO = Path(__file__).parents[1]
+from ..util import ROOT as REPO
+
 ASSETS = REPO / "assets"
 DATA = Path(os.environ.get("SPACY_LMCRF_DATA", REPO.parent / "shared" / "data"))
 

@@ -13,7 +13,7 @@ from typing import Dict, List, Set
 
 import pytest
 
-ROOT = Path(__file__).parents[1]
+from ..util import ROOT
 
 pytestmark = pytest.mark.skipif(
     sys.version_info < (3, 10), reason="needs sys.stdlib_module_names and packages_distributions"

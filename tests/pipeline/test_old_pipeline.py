@@ -2,15 +2,14 @@
 tests/data/make_old_pipeline.py at the commit its JSON names) loads with the current code and
 gives the same output: registered names and saved weights outlive module moves."""
 
-from pathlib import Path
-
 import numpy
 import spacy
 import srsly
 
-from .data.make_old_pipeline import outputs
+from ..data.make_old_pipeline import outputs
+from ..util import TEST_DATA
 
-DATA = Path(__file__).parent / "data"
+DATA = TEST_DATA
 
 
 def test_old_pipeline_loads_with_identical_output():

@@ -18,7 +18,7 @@ from spacy_lmcrf.ml.featurize.char_stream import (
 )
 from spacy_lmcrf.ml.models.lm_lstm_tok2vec import get_vocabularies
 
-from .util import make_nlp, ner_examples, train
+from ..util import make_nlp, ner_examples, train
 
 
 def test_character_stream_alignment():

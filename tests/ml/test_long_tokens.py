@@ -3,11 +3,8 @@ than a long word (issue 21): its piece of a character stream is capped at max_to
 both ends kept; ordinary tokens featurize exactly as without the cap."""
 
 import gzip
-import importlib
 import json
 import random
-import sys
-from pathlib import Path
 
 import numpy
 import pytest
@@ -29,9 +26,9 @@ from spacy_lmcrf.ml.models.contextual_string_embeddings import featurize_strings
 from spacy_lmcrf.ml.modules.bucketing import length_groups
 from spacy_lmcrf.ml.modules.char_lm import BiCharLM
 
-from .util import NER_DATA, make_nlp, ner_examples, save_tiny_char_lm, train
+from ..benchmarks.test_benchmarks import bench as benchmark_script
+from ..util import NER_DATA, make_nlp, ner_examples, save_tiny_char_lm, train
 
-ROOT = Path(__file__).parents[1]
 BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 LONG = 30_000
 VOCAB = Vocabularies(sorted(set(BASE64 + ".-'")), ["berlin"], ["berlin"], lowercase=True)
@@ -291,9 +288,7 @@ def test_contextual_string_embeddings_read_long_tokens_capped(lm_path):
 
 @pytest.mark.slow
 def test_long_tokens_benchmark_runs_tiny(tmp_path):
-    if str(ROOT / "benchmarks") not in sys.path:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-    bench = importlib.import_module("long_tokens")
+    bench = benchmark_script("long_tokens")
     tiny = []
     sizes = {"char_dim": 4, "char_hidden": 8, "width": 8, "word_dim": 8, "min_freq": 1}
     for key, value in sizes.items():
