@@ -183,3 +183,27 @@ def save_tiny_word_lm(path, projection_size: int = 6, seed: int = 1, cutoffs=())
     lms.save(path, step=0)
     return path
 
+
+def save_tiny_bert(path: Path, hidden_size: int = 16) -> Path:
+    """A randomly initialised one-layer BERT (and its word-piece tokenizer over the words of
+    NER_DATA) in path, for spacy-transformers' TransformerModel: no model hub, no download."""
+    import transformers
+
+    words = sorted({w.lower() for text, _ in NER_DATA for w in text.split()})
+    pieces = sorted(set("".join(words)) | set(words))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *pieces]
+    path.mkdir()
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
+    transformers.BertTokenizerFast(
+        vocab_file=str(path / "vocab.txt"), do_lower_case=True
+    ).save_pretrained(path)
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden_size,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=160,
+    )
+    transformers.BertModel(config).save_pretrained(path)
+    return path

@@ -5,6 +5,7 @@ import pytest
 import torch
 from spacy.util import registry
 
+from spacy_lmcrf.training.dev_scores import claim_listeners
 from spacy_lmcrf.training.optimizers import clip_gradient_norm
 
 from ..util import make_nlp, ner_examples
@@ -165,3 +166,63 @@ def test_components_report_their_loss_to_the_schedule():
     nlp.get_pipe("lm_crf_ner").finish_update(optimizer)
     assert schedule.reports == 1
     assert schedule.epoch_loss == pytest.approx(losses["lm_crf_ner"])
+
+
+# -- TagLM's schedule: divide the rate after the best dev score, then stop ------------------
+
+
+def drop_after_best_dev(**settings):
+    return registry.resolve(
+        {
+            "s": {
+                "@schedules": "spacy_lmcrf.drop_after_best_dev.v1",
+                "initial_rate": 1.0,
+                "steps_per_epoch": 2,
+                "epochs_per_drop": 1,
+                "patience": 2,
+                **settings,
+            }
+        }
+    )["s"]
+
+
+def test_schedule_divides_after_the_best_score_then_stops():
+    from spacy_lmcrf.training.callbacks import TrainingScheduleDone
+
+    s = drop_after_best_dev()
+    assert next(s) == 1.0
+    claim_listeners()
+    rates = []
+    scores = iter([0.1, 0.5, 0.4, 0.45, 0.6, 0.7, 0.8, 0.9, 0.95])
+    with pytest.raises(TrainingScheduleDone):
+        for step in range(100):
+            rates.append(next(s))
+            s.observe_dev_score(next(scores), step=step, epoch=step // 2)
+    # best 0.5 at step 1; two evaluations without a better one (0.4, 0.45) -> / 10 for one
+    # epoch (2 steps), / 10 again for 2 steps, then the next evaluation stops training. As
+    # in spaCy's loop, the rate returned after step k's update is used by update k + 1,
+    # so the last one (at the stopping step) is never used.
+    assert rates == pytest.approx([1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.01, 0.01, 0.01])
+    assert s.drops_done == 2 and s.finished
+
+
+def test_the_logger_claims_the_newest_schedule_only():
+    """`spacy train` resolves [training] twice; only the second resolution's schedule is
+    stepped, so only it hears the dev scores."""
+    first, second = drop_after_best_dev(), drop_after_best_dev()
+    assert claim_listeners() == [second]
+    assert second.connected and not first.connected
+    assert claim_listeners() == []
+
+
+def test_schedule_without_dev_scores_fails_loudly():
+    s = drop_after_best_dev()
+    next(s)
+    with pytest.raises(RuntimeError, match="no training logger reports it"):
+        next(s)
+    connected = drop_after_best_dev()
+    next(connected)
+    claim_listeners()
+    next(connected)
+    with pytest.raises(RuntimeError, match="received no dev score"):
+        next(connected)
