@@ -72,7 +72,9 @@ def get_attention(
     try:
         tok2vec.predict([doc])
         for place, layer in layers.items():
-            weights = layer.last_attention.cpu().numpy()
+            attention = layer.last_attention
+            assert attention is not None  # kept by predict: keep_attention is on
+            weights = attention.cpu().numpy()
             for s, (_, start, end) in enumerate(segments):
                 matrices[place][start:end, start:end] = weights[s, : end - start, : end - start]
     finally:

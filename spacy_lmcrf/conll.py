@@ -196,11 +196,12 @@ def sentence_to_doc(
     """Build the Doc of one sentence (path is only used in error messages)."""
     n_words = len(sentence.words)
     tags = _tag_column(path, sentence, column)
+    sent_starts: List[Union[bool, int, None]] = [True, *[False] * (n_words - 1)]
     doc = Doc(
         vocab,
         words=sentence.words,
         spaces=[True] * (n_words - 1) + [False],
-        sent_starts=[True] + [False] * (n_words - 1),
+        sent_starts=sent_starts,
         tags=tags if task == "pos" else None,
     )
     if task != "pos":

@@ -39,7 +39,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
 from spacy.tokens import Doc
 from spacy.training import Example
@@ -258,8 +258,9 @@ def format_report(counts: ConllevalCounts) -> str:
 def format_accuracy(counts: ConllevalCounts) -> str:
     """The report for plain tags (e.g. POS), where chunks mean nothing: token accuracy only."""
     line = f"processed {counts.tokens} tokens"
-    if counts.tokens:
-        line += "; accuracy: %6.2f%%" % accuracy(counts)
+    rate = accuracy(counts)  # None without tokens
+    if rate is not None:
+        line += "; accuracy: %6.2f%%" % rate
     return line + "\n"
 
 
@@ -344,7 +345,8 @@ def conlleval_rows(
         else:
             spans = _group_spans(doc, role, index, spans_key)
         try:
-            tags.append(spans_to_tags(len(doc), spans, scheme))
+            # no token is missing, so no tag is None
+            tags.append(cast(List[str], spans_to_tags(len(doc), spans, scheme)))
         except ValueError as err:
             raise ValueError(f"Item {index}: the {role} spans: {err}") from None
     return words, tags[0], tags[1]

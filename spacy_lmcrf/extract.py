@@ -13,15 +13,22 @@ one labels that language's docs.
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Protocol, Sequence, cast
 
 import spacy
 from spacy.language import Language
+from thinc.api import Model
+
+
+class _WithModel(Protocol):
+    """A component with a Thinc model (a trainable pipe, a tok2vec)."""
+
+    model: Model
 
 
 def upstream_components(nlp: Language, name: str) -> List[str]:
     """The components whose listeners sit in component `name`'s model."""
-    mine = {node.id for node in nlp.get_pipe(name).model.walk()}
+    mine = {node.id for node in cast(_WithModel, nlp.get_pipe(name)).model.walk()}
     return [
         other
         for other, proc in nlp.pipeline
@@ -46,7 +53,9 @@ def extract(
     wanted = set(keep)
     for k in keep:
         wanted.update(upstream_components(joint, k))
-    nlp = spacy.blank(lang or joint.lang)
+    new_lang = lang or joint.lang
+    assert new_lang is not None  # a pipeline loaded from its config has its language
+    nlp = spacy.blank(new_lang)
     for component in joint.pipe_names:
         if component in wanted:
             new_name = name if (name is not None and component in keep) else component

@@ -15,7 +15,7 @@ Decoding follows the chunk start/end rules of the CoNLL ``conlleval`` script
 the official evaluation reads them.
 """
 
-from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
@@ -134,7 +134,7 @@ def check_spans(length: int, spans: Iterable[Span]) -> List[Span]:
 
     Raises ValueError naming empty, out-of-range or overlapping spans.
     """
-    spans = [tuple(span) for span in spans]
+    spans = [cast(Span, tuple(span)) for span in spans]
     bad = [span for span in spans if not _is_valid_span(span, length)]
     if bad:
         raise ValueError(
@@ -301,6 +301,7 @@ def biluo_to_spans_and_missing(
             else:
                 broken = ""
             continue
+        assert tag is not None  # None is missing, handled above
         prefix, tag_label = _split_biluo(tag, i)
         if open_start is not None:
             if prefix in ("I", "L") and tag_label == label:

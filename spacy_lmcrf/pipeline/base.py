@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
 import numpy
 import srsly
@@ -286,7 +286,7 @@ class CRFSequenceLabeler(TrainablePipe):
         names = self.tag_names
         tags = [["O" if self.cfg["scheme"] else names[0]] * n for n in scores.doc_lengths]
         if not scores.groups:
-            spans = [[] for _ in docs] if self.cfg["scheme"] else None
+            spans: Optional[List[List[Span3]]] = [[] for _ in docs] if self.cfg["scheme"] else None
             span_scores = (
                 [numpy.zeros((0,), dtype="float32") for _ in docs] if spans is not None else None
             )
@@ -299,8 +299,8 @@ class CRFSequenceLabeler(TrainablePipe):
         if self.cfg["scheme"]:
             scores = self._outside_on_space(scores, docs)
         for group in scores.groups:
-            best, _ = viterbi(group.potentials, group.lengths)
-            best = best.cpu().numpy()
+            best_tensor, _ = viterbi(group.potentials, group.lengths)
+            best = best_tensor.cpu().numpy()
             for row, s in enumerate(group.rows):
                 doc_i, start, end = scores.segments[s]
                 tags[doc_i][start:end] = [names[i] for i in best[row, : end - start]]
@@ -326,8 +326,9 @@ class CRFSequenceLabeler(TrainablePipe):
             if space.any():
                 allowed = numpy.ones((*space.shape, len(outside)), dtype=bool)
                 allowed[space] = outside
-                allowed = torch.from_numpy(allowed).to(group.potentials.device)
-                group = replace(group, potentials=restrict_tags(group.potentials, allowed))
+                allowed_tensor = torch.from_numpy(allowed).to(group.potentials.device)
+                potentials = restrict_tags(group.potentials, allowed_tensor)
+                group = replace(group, potentials=potentials)
             groups.append(group)
         return replace(scores, groups=groups)
 
@@ -424,7 +425,7 @@ class CRFSequenceLabeler(TrainablePipe):
         self._has_gradient = True
         self._loss_since_step += loss
         if sgd not in (None, False):
-            self.finish_update(sgd)
+            self.finish_update(cast(Optimizer, sgd))  # neither None nor False here
         losses[self.name] += loss
         _report_lm_losses(losses, own_lms + self._shared_lms)
         return losses
@@ -475,7 +476,7 @@ class CRFSequenceLabeler(TrainablePipe):
             return
         if all(isinstance(node, Tok2VecListener) for node in listeners):
             batch_id = Tok2VecListener.get_batch_id(docs)
-            for node in listeners:
+            for node in cast(List[Tok2VecListener], listeners):  # all are, tested above
                 if node._batch_id == batch_id:
                     outputs, backprop = node.begin_update(docs)
                     backprop([node.ops.alloc2f(*output.shape) for output in outputs])
@@ -519,6 +520,7 @@ class CRFSequenceLabeler(TrainablePipe):
                 loss = torch.where((gold >= 0).any(dim=1), losses, torch.zeros_like(losses)).sum()
                 loss.backward()
             total += float(loss.detach())
+            assert potentials.grad is not None  # loss.backward() set it
             gradients.append(potentials.grad)
         return total, gradients
 

@@ -80,6 +80,8 @@ class CRFEntityRecognizer(CRFSequenceLabeler):
         return spans_to_tags(len(example.predicted), spans, self.cfg["scheme"], missing)
 
     def _write_annotations(self, docs: List[Doc], prediction: CRFPrediction) -> None:
+        # a span labeler has a scheme, so its predictions have spans and scores
+        assert prediction.spans is not None and prediction.span_scores is not None
         for doc, spans, scores in zip(docs, prediction.spans, prediction.span_scores):
             ents = [Span(doc, start, end, label=label) for start, end, label in spans]
             doc.set_ents(ents, default="outside")

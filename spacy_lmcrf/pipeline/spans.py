@@ -8,7 +8,7 @@ from spacy.training import Example
 from thinc.api import Model
 
 from ..tags import spans_to_tags
-from .base import CRFPrediction, CRFSequenceLabeler
+from .base import CRFPrediction, CRFSequenceLabeler, Span3
 from .defaults import DEFAULT_MODEL
 
 
@@ -81,7 +81,8 @@ class CRFSpanLabeler(CRFSequenceLabeler):
         if key not in example.reference.spans:
             return [None] * n
         gold = list(example.reference.spans[key])
-        spans, missing = [], [False] * n
+        spans: List[Span3] = []
+        missing = [False] * n
         for span in gold:
             aligned = example.get_aligned_spans_y2x([span], allow_overlap=True)
             if aligned:
@@ -95,6 +96,8 @@ class CRFSpanLabeler(CRFSequenceLabeler):
 
     def _write_annotations(self, docs: List[Doc], prediction: CRFPrediction) -> None:
         key = self.cfg["spans_key"]
+        # a span labeler has a scheme, so its predictions have spans and scores
+        assert prediction.spans is not None and prediction.span_scores is not None
         for doc, spans, scores in zip(docs, prediction.spans, prediction.span_scores):
             group = SpanGroup(doc, name=key, spans=[Span(doc, s, e, label=l) for s, e, l in spans])
             group.attrs["scores"] = scores

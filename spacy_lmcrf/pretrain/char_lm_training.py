@@ -50,8 +50,8 @@ LAST = "char_lm-last.msgpack"
 LN2 = math.log(2)
 
 
-def read_settings(config: Config, source: str = "config") -> Dict[str, Dict[str, Any]]:
-    settings = {
+def read_settings(config: Union[Config, Dict[str, Any]], source: str = "config") -> Dict[str, Any]:
+    settings: Dict[str, Any] = {
         "model": read_section(config, "model", MODEL_DEFAULTS, source),
         "corpus": read_section(config, "corpus", CORPUS_DEFAULTS, source),
         "training": read_section(config, "training", TRAINING_DEFAULTS, source),

@@ -21,7 +21,21 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Iterator,
+    List,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+    cast,
+)
 
 import numpy
 import torch
@@ -57,10 +71,36 @@ MAX_OPEN_FILES = 64
 CHECKPOINT = "checkpoint.msgpack"
 LOG = "log.jsonl"
 State = Tuple[torch.Tensor, torch.Tensor]
+LM = TypeVar("LM", bound=torch.nn.Module)
+
+
+class DirectionalLM(Protocol):
+    """One direction's LM (CharLM, WordLM), as the loop uses it."""
+
+    def __call__(self, ids: torch.Tensor, state: Optional[State]) -> Tuple[torch.Tensor, State]: ...
+
+    def summed_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+
+class BiLM(Protocol):
+    """The forward and the backward LM and their file (BiCharLM, BiWordLM), as the loop
+    uses them besides torch.nn.Module's methods."""
+
+    @property
+    def forward_lm(self) -> DirectionalLM: ...
+
+    @property
+    def backward_lm(self) -> DirectionalLM: ...
+
+    def meta(self, **training: Any) -> Dict[str, Any]: ...
+
+    def save(self, path: Union[str, Path], **training: Any) -> None: ...
 
 
 @dataclass
-class LMTask:
+class LMTask(Generic[LM]):
     """What one kind of LM pretraining brings to the shared loop.
 
     metric (str): the held-out measure's name in the log ("bpc", "ppl").
@@ -88,11 +128,11 @@ class LMTask:
     last_file: str
     dev_budget: str
     read_splits: Callable[[List[Path], int], Iterator[Sequence]]
-    build_model: Callable[[Dict[str, Any], List[Path]], torch.nn.Module]
-    model_from_meta: Callable[[Dict[str, Any], str], torch.nn.Module]
-    encode: Callable[[torch.nn.Module, Sequence], numpy.ndarray]
+    build_model: Callable[[Dict[str, Any], List[Path]], LM]
+    model_from_meta: Callable[[Dict[str, Any], str], LM]
+    encode: Callable[[LM, Any], numpy.ndarray]  # a piece: a str, or a list of tokens
     make_optimizer: Callable[[Any, Dict[str, Any]], torch.optim.Optimizer]
-    describe: Callable[[torch.nn.Module, Dict[str, Any]], str]
+    describe: Callable[[LM, Dict[str, Any]], str]
 
 
 def check_loop_settings(settings: Dict[str, Any], source: str) -> None:
@@ -168,7 +208,7 @@ def detach(state: Optional[State]) -> Optional[State]:
     return None if state is None else (state[0].detach(), state[1].detach())
 
 
-def lm_loss(lm: torch.nn.Module, rows: torch.Tensor, start: int, end: int, state: Optional[State]):
+def lm_loss(lm: DirectionalLM, rows: torch.Tensor, start: int, end: int, state: Optional[State]):
     """Summed cross-entropy (nats) of predicting rows[:, start+1:end+1] from rows[:, start:end]."""
     outputs, state = lm(rows[:, start:end], state)
     return lm.summed_loss(outputs, rows[:, start + 1 : end + 1]), state
@@ -258,7 +298,7 @@ def load_optimizer_state(
 
 
 def pretrain_lms(
-    task: LMTask,
+    task: LMTask[LM],
     settings: Dict[str, Any],
     output_dir: Union[str, Path],
     *,
@@ -278,7 +318,7 @@ def pretrain_lms(
 
 
 def _pretrain_lms(
-    task: LMTask,
+    task: LMTask[LM],
     settings: Dict[str, Any],
     output_dir: Path,
     resume: bool,
@@ -347,6 +387,7 @@ def _pretrain_lms(
         msg.info(task.describe(model, settings))
     model.to(device)
     model.train()
+    lms = cast(BiLM, model)  # the task's model: a BiCharLM or a BiWordLM
     optimizer = task.make_optimizer(model.parameters(), training)
     if saved_optimizer is not None:
         load_optimizer_state(optimizer, *saved_optimizer)
@@ -378,7 +419,7 @@ def _pretrain_lms(
         progress["seconds"] = clock.seconds
         meta = {
             "fingerprint": config_fingerprint(settings),
-            "model": model.meta(),
+            "model": lms.meta(),
             "position": position,
             "progress": progress,
             "optimizer": optim_meta,
@@ -408,7 +449,7 @@ def _pretrain_lms(
             if best is None or record[f"dev_{metric}"] < best:
                 progress[best_key] = record[f"dev_{metric}"]
                 progress["evals_since_best"] = 0
-                model.save(
+                lms.save(
                     output_dir / task.best_file,
                     **provenance(),
                     **{f"dev_{metric}": record[f"dev_{metric}"]},
@@ -416,8 +457,8 @@ def _pretrain_lms(
             else:
                 progress["evals_since_best"] += 1
         else:
-            model.save(output_dir / task.best_file, **provenance())
-        model.save(output_dir / task.last_file, **provenance())
+            lms.save(output_dir / task.best_file, **provenance())
+        lms.save(output_dir / task.last_file, **provenance())
         append_log(log_path, record)
         save_checkpoint()
         return record
@@ -481,8 +522,8 @@ def _pretrain_lms(
                     optimizer.zero_grad()
                     n_units = rows["forward"].shape[0] * (end - start)
                     for direction, lm in (
-                        ("forward", model.forward_lm),
-                        ("backward", model.backward_lm),
+                        ("forward", lms.forward_lm),
+                        ("backward", lms.backward_lm),
                     ):
                         loss, state = lm_loss(lm, rows[direction], start, end, states[direction])
                         (loss / n_units).backward()
@@ -533,26 +574,26 @@ def _pretrain_lms(
         # no final evaluation (it can take minutes): the checkpoint is what a resume needs
         if checkpointed["step"] != progress["step"]:
             checkpoint_between_evaluations(stop)
-        end = {
+        end_record = {
             "event": "end",
             "reason": stop,
             "signal": stop,
             **provenance(),
             best_key: progress[best_key],
         }
-        append_log(log_path, end)
+        append_log(log_path, end_record)
         msg.warn(
             f"Stopped by {stop} at step {progress['step']}: the checkpoint is written "
             f"({checkpoint_path}); go on with --resume"
         )
-        return {**last_record, **end}
+        return {**last_record, **end_record}
     if not last_record or last_record["step"] != progress["step"]:
         last_record = evaluate()
         msg.info(describe(last_record))
-    end = {"event": "end", "reason": stop, **provenance(), best_key: progress[best_key]}
-    append_log(log_path, end)
+    end_record = {"event": "end", "reason": stop, **provenance(), best_key: progress[best_key]}
+    append_log(log_path, end_record)
     msg.good(f"Stopped by {stop}; saved {output_dir / task.best_file}")
-    return {**last_record, **end}
+    return {**last_record, **end_record}
 
 
 def settings_seed(config: Union[Config, Dict[str, Any]]) -> int:

@@ -45,8 +45,8 @@ BEST = "word_lm.msgpack"
 LAST = "word_lm-last.msgpack"
 
 
-def read_settings(config: Config, source: str = "config") -> Dict[str, Dict[str, Any]]:
-    settings = {
+def read_settings(config: Union[Config, Dict[str, Any]], source: str = "config") -> Dict[str, Any]:
+    settings: Dict[str, Any] = {
         "model": read_section(config, "model", MODEL_DEFAULTS, source),
         "corpus": read_section(config, "corpus", CORPUS_DEFAULTS, source),
         "training": read_section(config, "training", TRAINING_DEFAULTS, source),

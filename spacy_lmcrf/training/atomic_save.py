@@ -66,12 +66,13 @@ def copy_directory_atomically(source: Union[str, Path], path: Union[str, Path]) 
     return replace_directory_atomically(path, lambda tmp: shutil.copytree(source, tmp))
 
 
-def replace_directory_atomically(path: Union[str, Path], write: Callable[[Path], None]) -> Path:
+def replace_directory_atomically(path: Union[str, Path], write: Callable[[Path], object]) -> Path:
     """Replace the directory at path by what write puts in a fresh directory, atomically.
 
     path (Union[str, Path]): the directory to (re)place.
-    write (Callable[[Path], None]): fills the directory it is given (which does not exist
-        yet: write creates it, as nlp.to_disk and shutil.copytree do).
+    write (Callable[[Path], object]): fills the directory it is given (which does not exist
+        yet: write creates it, as nlp.to_disk and shutil.copytree do); what it returns is
+        ignored.
     RETURNS (Path): path.
     """
     path = Path(path)

@@ -1,7 +1,7 @@
 """What Thinc lacks for the papers' recipes: SGD with momentum, AdaGrad, global-norm
 clipping, and learning rates that decay per epoch."""
 
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional, cast
 
 import torch
 from spacy.util import registry
@@ -229,7 +229,7 @@ def inverse_time_decay(initial_rate: float, decay: float, steps_per_epoch: int) 
 
 
 def _torch_parameters(model: Model) -> List[torch.nn.Parameter]:
-    params = []
+    params: List[torch.nn.Parameter] = []
     for node in model.walk():
         for shim in node.shims:
             if isinstance(shim, PyTorchShim):
@@ -241,20 +241,22 @@ def clip_gradient_norm(model: Model, max_norm: float) -> float:
     """Rescale every gradient of model (torch and Thinc parameters together) so that
     their global L2 norm is at most max_norm. Returns the norm before clipping."""
     torch_params = _torch_parameters(model)
-    thinc_grads = [
+    thinc_grads: List[Any] = [  # numpy or cupy arrays
         node.get_grad(name)
         for node in model.walk()
         for name in node.param_names
         if node.has_grad(name)
     ]
     square = sum(float((g.astype("float32") ** 2).sum()) for g in thinc_grads)
+    # _torch_parameters keeps only the parameters that have a gradient
+    torch_grads = [cast(torch.Tensor, p.grad) for p in torch_params]
     if torch_params:
-        square += float(sum(torch.sum(p.grad.detach().float() ** 2) for p in torch_params))
+        square += float(sum(torch.sum(grad.detach().float() ** 2) for grad in torch_grads))
     norm = square**0.5
     if norm > max_norm > 0:
         scale = max_norm / (norm + 1e-6)
-        for p in torch_params:
-            p.grad.mul_(scale)
+        for grad in torch_grads:
+            grad.mul_(scale)
         for grad in thinc_grads:
             grad *= scale
     return norm

@@ -113,6 +113,7 @@ def train_initialized(
     annotating_components = T["annotating_components"]
 
     def save_checkpoint(is_best: bool) -> None:
+        assert output_path is not None  # called only when there is an output directory
         with nlp.use_params(optimizer.averages):
             save_pipeline_atomically(before_to_disk(nlp), output_path / DIR_MODEL_LAST)
         if is_best:

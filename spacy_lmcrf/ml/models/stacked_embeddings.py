@@ -1,6 +1,6 @@
 """spacy_lmcrf.StackedEmbeddings.v1: several tok2vecs' rows side by side (Flair's stacking)."""
 
-from typing import List
+from typing import List, cast
 
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -30,8 +30,8 @@ def build_stacked_embeddings(
         )
     if len(embeddings) == 1:
         return embeddings[0]
-    model = concatenate(*embeddings)
-    model.set_dim("nO", sum(widths))
+    model: Model[List[Doc], List[Floats2d]] = concatenate(*embeddings)
+    model.set_dim("nO", sum(cast(List[int], widths)))  # none is None: checked above
     model.attrs["init_with_all_docs"] = any(
         node.attrs.get("init_with_all_docs") for layer in embeddings for node in layer.walk()
     )

@@ -1,6 +1,8 @@
 """spacy_lmcrf.BiLSTMEncoder.v1 / BiGRUEncoder.v1: word-level bidirectional RNNs over
 padded batches."""
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -61,7 +63,7 @@ class BiRNNEncoder(nn.Module):
 
     @property
     def n_in(self) -> int:
-        return self.forward_layers[0].input_size
+        return cast(nn.RNNBase, self.forward_layers[0]).input_size
 
     def resize(self, n_in: int) -> None:
         """Give the first layer n_in inputs; all layers start afresh if it changes."""

@@ -4,7 +4,7 @@ Each reads the characters of every word of a batch, (N, W) ids padded with CHAR_
 and their lengths, and returns one vector per word, (N, width).
 """
 
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import nn
@@ -75,6 +75,7 @@ class CharBiRNN(CharEncoder):
         max_word_length: Optional[int],
     ) -> None:
         super().__init__(char_dim, 2 * hidden, dropout, max_word_length)
+        self.rnn: Union[nn.LSTM, nn.GRU]
         if cell == "lstm":
             self.rnn = init_lstm_(
                 nn.LSTM(char_dim, hidden, depth, batch_first=True, bidirectional=True)

@@ -91,7 +91,7 @@ class BiCharLM(nn.Module):
     ) -> None:
         super().__init__()
         self.vocab = vocab
-        self.sizes = {
+        self.sizes: Dict[str, Any] = {
             "embedding_size": embedding_size,
             "hidden_size": hidden_size,
             "num_layers": num_layers,
@@ -122,13 +122,13 @@ class BiCharLM(nn.Module):
         check_meta(meta, KIND, "a character LM", source)
         chars = meta_strings(meta, "chars", source)
         keys = ("embedding_size", "hidden_size", "num_layers")
-        sizes = [meta_int(meta, key, source) for key in keys]
+        embedding_size, hidden_size, num_layers = [meta_int(meta, key, source) for key in keys]
         dropout = meta_fraction(meta, "dropout", source)
         try:
             vocab = CharVocab(chars)
         except ValueError as err:
             raise ValueError(f"{source}: its metadata's 'chars' are no vocabulary: {err}") from None
-        return cls(vocab, *sizes, dropout)
+        return cls(vocab, embedding_size, hidden_size, num_layers, dropout)
 
     @classmethod
     def from_tensors(

@@ -123,6 +123,7 @@ class CharLanguageModel(nn.Module):
                 gather_positions(bwd_states, bwd_before[index]),
             ]
             if with_lm:
+                assert fwd_before is not None and bwd_after is not None  # given with lm_targets
                 gathered.append(gather_positions(fwd_states, fwd_before[index]))
                 gathered.append(gather_positions(bwd_states, bwd_after[index]))
             parts.append(torch.cat(gathered, dim=-1))
@@ -138,6 +139,9 @@ class CharLanguageModel(nn.Module):
         f_lm, r_lm = states[..., 2 * self.hidden : 3 * self.hidden], states[..., 3 * self.hidden :]
         if self.use_highway:
             f_lm, r_lm = self.fwd_to_lm(f_lm), self.bwd_to_lm(r_lm)
+        # with_lm: lm_targets is given, and use_lm made the decoders (resize)
+        assert lm_targets is not None
+        assert self.fwd_decoder is not None and self.bwd_decoder is not None
         keep = lm_targets != LM_IGNORE
         targets = lm_targets[keep]
         loss = F.cross_entropy(self.fwd_decoder(f_lm[keep]), targets) + F.cross_entropy(

@@ -1,6 +1,6 @@
 """CRFPotentials: the trainable CRF head, features (B, T, n_in) -> log-potentials (B, T, L, L)."""
 
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy
 import torch
@@ -40,6 +40,11 @@ class CRFPotentials(nn.Module):
     linear map + softmax, Akbik et al. 2018's "Map" head).
     """
 
+    # buffers (register_buffer in __init__, replaced by configure)
+    allowed_transitions: Tensor
+    allowed_start: Tensor
+    allowed_end: Tensor
+
     def __init__(
         self, n_in: int, n_tags: int, pairwise: str = "large", dropout: float = 0.0
     ) -> None:
@@ -64,7 +69,7 @@ class CRFPotentials(nn.Module):
         device: Optional[torch.device],
         dtype: Optional[torch.dtype],
     ) -> None:
-        kw = {"device": device, "dtype": dtype}
+        kw: Dict[str, Any] = {"device": device, "dtype": dtype}
         if self.pairwise == "large":
             self.proj = self._new_linear(n_tags, device, dtype)
         else:

@@ -44,6 +44,11 @@ class PositionAwareSelfAttention(nn.Module):
     gaussian_weight (float): alpha3, the weight of G.
     """
 
+    # made by resize (annotations only: resize tests hasattr(self, "query"))
+    query: nn.Linear
+    key: nn.Linear
+    score: nn.Linear
+
     def __init__(
         self,
         *,

@@ -17,7 +17,7 @@ on torch's meta device first, where building allocates nothing, and compares.
 import hashlib
 import math
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple, Union
+from typing import Any, Callable, Dict, List, Tuple, TypeVar, Union
 
 import numpy
 import srsly
@@ -88,9 +88,12 @@ def read_tensor_file(path: Union[str, Path]) -> Tuple[Tensors, Dict[str, Any]]:
     return tensors_from_bytes(path.read_bytes(), str(path))
 
 
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+
+
 def load_checked_module(
-    build: Callable[[], torch.nn.Module], tensors: Tensors, source: str, prefix: str = ""
-) -> torch.nn.Module:
+    build: Callable[[], ModuleT], tensors: Tensors, source: str, prefix: str = ""
+) -> ModuleT:
     """The module build() returns, with the weights tensors holds, checked first: a module
     built from a file's metadata must not be allocated before its sizes are known to match
     the tensors (a few hundred bytes of metadata can ask for terabytes).
@@ -157,7 +160,7 @@ def meta_int(meta: Dict[str, Any], key: str, source: str, minimum: int = 1) -> i
 
 def meta_fraction(meta: Dict[str, Any], key: str, source: str) -> float:
     """meta[key], checked to be a number in [0, 1)."""
-    value = meta.get(key)
+    value: Any = meta.get(key)  # unchecked JSON until the test below
     if type(value) not in (int, float) or not 0 <= value < 1:
         raise ValueError(f"{source}: its metadata's {key!r} is {value!r}, not a number in [0, 1)")
     return value

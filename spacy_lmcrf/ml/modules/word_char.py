@@ -61,6 +61,7 @@ class WordCharEncoder(nn.Module):
         if self.encoder is not None:
             self.encoder.resize(self.n_features)
         if self.output_fusion is not None:
+            assert self.encoder is not None  # __init__ refuses an output fusion without one
             self.output_fusion.resize(self.encoder.width)
 
     def resize_to_state_dict(self, state: Dict[str, torch.Tensor]) -> None:

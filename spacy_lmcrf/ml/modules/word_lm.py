@@ -166,7 +166,7 @@ class BiWordLM(nn.Module):
         super().__init__()
         self.vocab = vocab
         cutoffs = adaptive_cutoffs(cutoffs, len(vocab))
-        self.sizes = {
+        self.sizes: Dict[str, Any] = {
             "embedding_size": embedding_size,
             "hidden_size": hidden_size,
             "projection_size": projection_size,
@@ -200,7 +200,7 @@ class BiWordLM(nn.Module):
         check_meta(meta, KIND, "a word LM", source)
         words = meta_strings(meta, "words", source)
         keys = ("embedding_size", "hidden_size", "num_layers")
-        sizes = {key: meta_int(meta, key, source) for key in keys}
+        sizes: Dict[str, Any] = {key: meta_int(meta, key, source) for key in keys}
         sizes["projection_size"] = meta_int(meta, "projection_size", source, minimum=0)
         sizes["dropout"] = meta_fraction(meta, "dropout", source)
         cutoffs = meta.get("cutoffs")
