@@ -110,7 +110,8 @@ def write_task_corpora(
 
 
 def convert_ner_sample(directory: Path, prefix: str = "sample_") -> Path:
-    """The shipped CoNLL-2003 sample (assets/conll03_sample, IOB1) as DIRECTORY/PREFIX{train,dev}.spacy."""
+    """The shipped CoNLL-2003 sample (assets/conll03_sample, IOB1) as
+    DIRECTORY/PREFIX{train,dev}.spacy."""
     from spacy_lmcrf.conll import convert
 
     sample = ROOT / "assets" / "conll03_sample"
@@ -187,7 +188,9 @@ def save_tiny_word_lm(path, projection_size: int = 6, seed: int = 1, cutoffs=())
 def save_tiny_bert(path: Path, hidden_size: int = 16) -> Path:
     """A randomly initialised one-layer BERT (and its word-piece tokenizer over the words of
     NER_DATA) in path, for spacy-transformers' TransformerModel: no model hub, no download."""
-    import transformers
+    import pytest
+
+    transformers = pytest.importorskip("transformers")  # spacy-transformers' dependency
 
     words = sorted({w.lower() for text, _ in NER_DATA for w in text.split()})
     pieces = sorted(set("".join(words)) | set(words))

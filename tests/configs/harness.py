@@ -4,6 +4,7 @@ takes them. Used by the parametrised harness (test_configs.py) and the systems' 
 
 import json
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -196,12 +197,8 @@ def tiny_bert(data: Path) -> Path:
 
 
 def has_transformers() -> bool:
-    try:
-        import spacy_transformers  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """spacy-transformers (the test extra's) and its transformers are installed."""
+    return all(find_spec(name) is not None for name in ("spacy_transformers", "transformers"))
 
 
 def _blank() -> Language:

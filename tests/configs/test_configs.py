@@ -63,7 +63,11 @@ def test_the_configs_are_found():
     assert len(CONFIG_NAMES) >= 30 and "lmcrf_ner" in CONFIG_NAMES
 
 
-@pytest.mark.parametrize("name", CONFIG_NAMES)
+@pytest.mark.parametrize(
+    "name",
+    # importing transformers and making the tiny BERT take a second
+    [pytest.param(n, marks=pytest.mark.slow) if family(n) in NEEDS else n for n in CONFIG_NAMES],
+)
 def test_config_is_valid(name, data):
     _skip_unless_installed(name)
     path = CONFIGS / f"{name}.cfg"
