@@ -215,7 +215,8 @@ def test_no_span_includes_whitespace(factory, config, make_examples, preferred):
 
 
 def test_tagger_tags_whitespace():
-    """Tags have no spans: whitespace tokens are tagged like any other (spaCy's tagger tags them too)."""
+    """Tags have no spans: whitespace tokens are tagged like any other (spaCy's tagger tags
+    them too)."""
     nlp = make_nlp("lm_crf_tagger")
     examples = tag_examples(nlp)
     nlp.initialize(lambda: examples)

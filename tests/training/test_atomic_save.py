@@ -1,5 +1,5 @@
-"""Atomic pipeline saves (spacy_lmcrf.training.atomic_save) and `spacy lmcrf train`, which uses them:
-a process killed at any moment of a save leaves a pipeline that loads (after the recovery
+"""Atomic pipeline saves (spacy_lmcrf.training.atomic_save) and `spacy lmcrf train`, which uses
+them: a process killed at any moment of a save leaves a pipeline that loads (after the recovery
 rule: the previous one or the new one, never a broken one), and the command writes
 model-best and model-last as `spacy train` does."""
 
