@@ -1,2 +1,4 @@
-"""Docs -> padded numpy batches (no torch): segments, character streams, word ids and the
-vocabularies a tok2vec builds from its training docs and the pipeline's vectors."""
+"""Docs -> padded numpy batches (no torch), each a segments.SegmentBatch that names its torch
+module's inputs: character streams (char_stream), words (words), segment strings (strings),
+LM word ids (lm_words); and the vocabularies a tok2vec builds from its training docs and the
+pipeline's vectors (vocabularies, vocab)."""
