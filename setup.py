@@ -25,7 +25,7 @@ setup(
     license="MIT",
     license_files=["LICENSE"],
     packages=find_packages(include=["spacy_lmcrf", "spacy_lmcrf.*"]),
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     install_requires=[
         "spacy>=3.8.0,<3.9.0",
         "thinc>=8.3.0,<8.4.0",
