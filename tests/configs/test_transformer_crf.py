@@ -15,44 +15,17 @@ from thinc.api import Config
 
 from spacy_lmcrf.ml.models.crf_tagger import get_crf_module
 
-from ..util import NER_DATA, ROOT, ner_examples, write_task_corpora
+from ..util import NER_DATA, ROOT, ner_examples, save_tiny_bert, write_task_corpora
 
 pytest.importorskip("spacy_transformers")
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers")
 
 CONFIG = ROOT / "configs" / "transformer_crf_ner.cfg"
 HIDDEN = 16
 
 
-def _tiny_bert(path: Path) -> Path:
-    words = sorted({w.lower() for text, _ in NER_DATA for w in text.split()})
-    vocab = [
-        "[PAD]",
-        "[UNK]",
-        "[CLS]",
-        "[SEP]",
-        "[MASK]",
-        *sorted(set("".join(words)) | set(words)),
-    ]
-    path.mkdir()
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
-    transformers.BertTokenizerFast(
-        vocab_file=str(path / "vocab.txt"), do_lower_case=True
-    ).save_pretrained(path)
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=HIDDEN,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=160,
-    )
-    transformers.BertModel(config).save_pretrained(path)
-    return path
-
-
 def _overrides(tmp_path: Path) -> Dict[str, Any]:
-    model_dir = _tiny_bert(tmp_path / "tiny-bert")
+    model_dir = save_tiny_bert(tmp_path / "tiny-bert", HIDDEN)
     data = write_task_corpora(tmp_path, {"ner": ner_examples}) / "ner.spacy"
     return {
         "paths.train": str(data),
