@@ -53,6 +53,24 @@ class CharEncoder(nn.Module):
     def forward(self, char_ids: torch.Tensor, lengths_cpu: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def encode_in_segments(
+        self,
+        char_ids: Optional[torch.Tensor],
+        char_lengths_cpu: Optional[torch.Tensor],
+        lengths_cpu: torch.Tensor,
+        T: int,
+    ) -> torch.Tensor:
+        """Each word's vector in its slot of the (S, T) segment grid, zeros at padding:
+        the words are numbered in segment order (ml.featurize.words), lengths_cpu (S,) says
+        how many each segment has. RETURNS (S, T, width)."""
+        if char_ids is None or char_lengths_cpu is None:
+            raise ValueError("a character encoder needs the words' char_ids and char_lengths_cpu")
+        words = self(char_ids, char_lengths_cpu)
+        valid = (
+            torch.arange(T, device=words.device)[None, :] < lengths_cpu.to(words.device)[:, None]
+        )
+        return words.new_zeros((len(lengths_cpu), T, words.shape[-1])).index_put((valid,), words)
+
 
 class CharBiRNN(CharEncoder):
     """A bidirectional LSTM or GRU over each word's characters; the word's vector is

@@ -29,8 +29,6 @@ class CharFeatures(nn.Module):
         char_ids: Optional[torch.Tensor] = None,
         char_lengths_cpu: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        S, T = word_ids.shape
-        device = self.char_embed.embed.weight.device
-        valid = torch.arange(T, device=device)[None, :] < lengths_cpu.to(device)[:, None]
-        words = self.char_embed(char_ids, char_lengths_cpu)
-        return words.new_zeros((S, T, words.shape[-1])).index_put((valid,), words)
+        return self.char_embed.encode_in_segments(
+            char_ids, char_lengths_cpu, lengths_cpu, word_ids.shape[1]
+        )

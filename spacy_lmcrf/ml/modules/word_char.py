@@ -84,10 +84,9 @@ class WordCharEncoder(nn.Module):
     ) -> torch.Tensor:
         x = self.word_embed(word_ids)
         if self.char_embed is not None:
-            S, T = word_ids.shape
-            valid = torch.arange(T, device=x.device)[None, :] < lengths_cpu.to(x.device)[:, None]
-            words = self.char_embed(char_ids, char_lengths_cpu)
-            chars = words.new_zeros((S, T, words.shape[-1])).index_put((valid,), words)
+            chars = self.char_embed.encode_in_segments(
+                char_ids, char_lengths_cpu, lengths_cpu, word_ids.shape[1]
+            )
             x = torch.cat([x, chars], dim=-1)
         if self.input_fusion is not None:
             x = self.input_fusion(x, lengths_cpu)
