@@ -345,11 +345,7 @@ def encode(
         return (outputs, None), lambda d_outputs, d_loss=0.0: backprop_features(rows)
     wrapper = model.get_ref(spec.module_ref)
     inputs = SegmentInputs(batch, rows)
-    if spec.trainable is not None:
-        trains_module = spec.trainable(model)
-    else:
-        trains_module = any(p.requires_grad for p in torch_module(wrapper).parameters())
-    if not is_train or not (trains_module or grad_to_features):
+    if not is_train or not (grad_to_features or trains_module(model, spec)):
         output = wrapper.predict(inputs)
         return output, lambda d_outputs, d_loss=0.0: backprop_features(None)
     output, backprop_module = wrapper.begin_update(inputs)
@@ -358,6 +354,13 @@ def encode(
         return backprop_features(backprop_module((d_outputs, d_loss)))
 
     return output, backprop
+
+
+def trains_module(model: Model, spec: TorchTok2VecSpec) -> bool:
+    """Whether training updates the torch module (asked in training only)."""
+    if spec.trainable is not None:
+        return spec.trainable(model)
+    return any(p.requires_grad for p in torch_module(model, spec.module_ref).parameters())
 
 
 def convert_segment_inputs(
