@@ -6,8 +6,7 @@ which reads the text reversed). The two share no parameters. A BiCharLM is saved
 tensor file (spacy_lmcrf.ml.modules.tensor_file): loading it never unpickles.
 """
 
-from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -15,13 +14,11 @@ from torch import nn
 from .char_vocab import CharVocab
 from .init import init_lm_decoder_, init_lm_embedding_
 from .tensor_file import (
+    SavedInTensorFile,
     check_meta,
-    load_checked_module,
     meta_fraction,
     meta_int,
     meta_strings,
-    read_tensor_file,
-    write_tensor_file,
 )
 
 KIND = "char_lm"
@@ -78,7 +75,7 @@ class CharLM(nn.Module):
         )
 
 
-class BiCharLM(nn.Module):
+class BiCharLM(SavedInTensorFile):
     """The forward and the backward character LM, with their vocabulary and sizes."""
 
     def __init__(
@@ -107,10 +104,6 @@ class BiCharLM(nn.Module):
     def meta(self, **training: Any) -> Dict[str, Any]:
         return {"kind": KIND, "chars": self.vocab.chars, **self.sizes, "training": training}
 
-    def save(self, path: Union[str, Path], **training: Any) -> None:
-        """Write the LMs to path; `training` (numbers, strings) is kept as provenance."""
-        write_tensor_file(path, self.state_dict(), self.meta(**training))
-
     @classmethod
     def from_meta(cls, meta: Dict[str, Any], source: str = "<meta>") -> "BiCharLM":
         """An untrained BiCharLM with the vocabulary and sizes of meta (as meta() gives them).
@@ -129,21 +122,3 @@ class BiCharLM(nn.Module):
         except ValueError as err:
             raise ValueError(f"{source}: its metadata's 'chars' are no vocabulary: {err}") from None
         return cls(vocab, embedding_size, hidden_size, num_layers, dropout)
-
-    @classmethod
-    def from_tensors(
-        cls, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any], source: str, prefix: str = ""
-    ) -> "BiCharLM":
-        """The BiCharLM meta describes, with the weights in tensors (the names under prefix),
-        its sizes checked against the tensors' shapes before it is built. Raises ValueError,
-        naming source and what disagrees."""
-        return load_checked_module(lambda: cls.from_meta(meta, source), tensors, source, prefix)
-
-    @classmethod
-    def load(cls, path: Union[str, Path]) -> "BiCharLM":
-        """A BiCharLM saved by save(). Raises ValueError, naming the file, if it is not one
-        or is truncated or damaged."""
-        tensors, meta = read_tensor_file(path)
-        model = cls.from_tensors(tensors, meta, str(path))
-        model.training_info = meta.get("training", {})
-        return model

@@ -17,7 +17,7 @@ on torch's meta device first, where building allocates nothing, and compares.
 import hashlib
 import math
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Tuple, Type, TypeVar, Union
 
 import numpy
 import srsly
@@ -110,6 +110,53 @@ def load_checked_module(
     module = build()
     module.load_state_dict(state)
     return module
+
+
+SavedT = TypeVar("SavedT", bound="SavedInTensorFile")
+
+
+class SavedInTensorFile(torch.nn.Module):
+    """A module saved as one tensor file: its state dict and meta(), rebuilt from the
+    metadata by from_meta() and checked against the tensors before it is built. The
+    pretrained LMs (BiCharLM, BiWordLM) define meta() and from_meta(); saving and loading
+    are these methods."""
+
+    training_info: Dict[str, Any]
+
+    def meta(self, **training: Any) -> Dict[str, Any]:
+        """The metadata from_meta() rebuilds the module from; `training` is provenance."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_meta(cls: Type[SavedT], meta: Dict[str, Any], source: str = "<meta>") -> SavedT:
+        """An untrained module as meta describes it. Raises ValueError, naming source."""
+        raise NotImplementedError
+
+    def save(self, path: Union[str, Path], **training: Any) -> None:
+        """Write the module to path; `training` (numbers, strings) is kept as provenance."""
+        write_tensor_file(path, self.state_dict(), self.meta(**training))
+
+    @classmethod
+    def from_tensors(
+        cls: Type[SavedT],
+        tensors: Tensors,
+        meta: Dict[str, Any],
+        source: str,
+        prefix: str = "",
+    ) -> SavedT:
+        """The module meta describes, with the weights in tensors (the names under prefix),
+        its sizes checked against the tensors' shapes before it is built. Raises
+        ValueError, naming source and what disagrees."""
+        return load_checked_module(lambda: cls.from_meta(meta, source), tensors, source, prefix)
+
+    @classmethod
+    def load(cls: Type[SavedT], path: Union[str, Path]) -> SavedT:
+        """A module saved by save(), its training provenance in training_info. Raises
+        ValueError, naming the file, if it is not one or is truncated or damaged."""
+        tensors, meta = read_tensor_file(path)
+        module = cls.from_tensors(tensors, meta, str(path))
+        module.training_info = meta.get("training", {})
+        return module
 
 
 def check_module_tensors(

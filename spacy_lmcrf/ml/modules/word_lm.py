@@ -11,21 +11,18 @@ spacy_lmcrf.BiLMEmbeddings.v1 keeps while the softmax is left behind. A BiWordLM
 saved as a tensor file (spacy_lmcrf.ml.modules.tensor_file): loading it never unpickles.
 """
 
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from .init import init_lm_decoder_, init_lm_embedding_
 from .tensor_file import (
+    SavedInTensorFile,
     check_meta,
-    load_checked_module,
     meta_fraction,
     meta_int,
     meta_strings,
-    read_tensor_file,
-    write_tensor_file,
 )
 from .word_vocab import WordVocab
 
@@ -150,7 +147,7 @@ def adaptive_cutoffs(cutoffs: Sequence[int], n_words: int) -> List[int]:
     return [c for c in cutoffs if c < n_words - 1]
 
 
-class BiWordLM(nn.Module):
+class BiWordLM(SavedInTensorFile):
     """The forward and the backward word LM, with their vocabulary and sizes."""
 
     def __init__(
@@ -185,10 +182,6 @@ class BiWordLM(nn.Module):
     def meta(self, **training: Any) -> Dict[str, Any]:
         return {"kind": KIND, "words": self.vocab.words, **self.sizes, "training": training}
 
-    def save(self, path: Union[str, Path], **training: Any) -> None:
-        """Write the LMs to path; `training` (numbers, strings) is kept as provenance."""
-        write_tensor_file(path, self.state_dict(), self.meta(**training))
-
     @classmethod
     def from_meta(cls, meta: Dict[str, Any], source: str = "<meta>") -> "BiWordLM":
         """An untrained BiWordLM with the vocabulary and sizes of meta (as meta() gives them).
@@ -212,21 +205,3 @@ class BiWordLM(nn.Module):
             return cls(WordVocab(words), cutoffs=cutoffs, **sizes)
         except ValueError as err:
             raise ValueError(f"{source}: its metadata describes no word LM: {err}") from None
-
-    @classmethod
-    def from_tensors(
-        cls, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any], source: str, prefix: str = ""
-    ) -> "BiWordLM":
-        """The BiWordLM meta describes, with the weights in tensors (the names under prefix),
-        its sizes checked against the tensors' shapes before it is built. Raises ValueError,
-        naming source and what disagrees."""
-        return load_checked_module(lambda: cls.from_meta(meta, source), tensors, source, prefix)
-
-    @classmethod
-    def load(cls, path: Union[str, Path]) -> "BiWordLM":
-        """A BiWordLM saved by save(). Raises ValueError, naming the file, if it is not one
-        or is truncated or damaged."""
-        tensors, meta = read_tensor_file(path)
-        model = cls.from_tensors(tensors, meta, str(path))
-        model.training_info = meta.get("training", {})
-        return model
