@@ -44,6 +44,7 @@ from ..tags import (
 )
 from ..training.corpus import CORPUS_KEY, doc_corpus
 from ..training.optimizers import clip_gradient_norm, report_training_loss
+from .defaults import DEFAULT_MAX_LOSS_PER_TOKEN
 from .serialize import (
     CHECKSUM_KEY,
     check_cfg,
@@ -96,7 +97,7 @@ class CRFSequenceLabeler(TrainablePipe):
         scheme: Optional[str],
         margin_cost: float = 0.0,
         corpus: Optional[str] = None,
-        max_loss_per_token: float = 100.0,
+        max_loss_per_token: float = DEFAULT_MAX_LOSS_PER_TOKEN,
         scorer: Optional[Callable] = None,
         **cfg,
     ) -> None:

@@ -9,7 +9,7 @@ from thinc.api import Model
 
 from ..tags import biluo_to_spans_and_missing, spans_to_tags
 from .base import CRFPrediction, CRFSequenceLabeler
-from .defaults import DEFAULT_MODEL
+from .defaults import DEFAULT_MAX_LOSS_PER_TOKEN, DEFAULT_MODEL
 
 
 @Language.factory(
@@ -20,7 +20,7 @@ from .defaults import DEFAULT_MODEL
         "scheme": "BIOES",
         "margin_cost": 0.0,
         "corpus": None,
-        "max_loss_per_token": 100.0,
+        "max_loss_per_token": DEFAULT_MAX_LOSS_PER_TOKEN,
         "spans_key": None,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },

@@ -9,7 +9,7 @@ from thinc.api import Model
 
 from ..tags import spans_to_tags
 from .base import CRFPrediction, CRFSequenceLabeler, Span3
-from .defaults import DEFAULT_MODEL
+from .defaults import DEFAULT_MAX_LOSS_PER_TOKEN, DEFAULT_MODEL
 
 
 @Language.factory(
@@ -21,7 +21,7 @@ from .defaults import DEFAULT_MODEL
         "scheme": "BIOES",
         "margin_cost": 0.0,
         "corpus": None,
-        "max_loss_per_token": 100.0,
+        "max_loss_per_token": DEFAULT_MAX_LOSS_PER_TOKEN,
         "scorer": {"@scorers": "spacy.spancat_scorer.v1"},
     },
     default_score_weights={"spans_sc_f": 1.0, "spans_sc_p": 0.0, "spans_sc_r": 0.0},

@@ -8,7 +8,7 @@ from spacy.training import Example
 from thinc.api import Model
 
 from .base import CRFPrediction, CRFSequenceLabeler
-from .defaults import DEFAULT_MODEL
+from .defaults import DEFAULT_MAX_LOSS_PER_TOKEN, DEFAULT_MODEL
 
 
 @Language.factory(
@@ -18,7 +18,7 @@ from .defaults import DEFAULT_MODEL
         "model": DEFAULT_MODEL,
         "margin_cost": 0.0,
         "corpus": None,
-        "max_loss_per_token": 100.0,
+        "max_loss_per_token": DEFAULT_MAX_LOSS_PER_TOKEN,
         "scorer": {"@scorers": "spacy.tagger_scorer.v1"},
     },
     default_score_weights={"tag_acc": 1.0},
