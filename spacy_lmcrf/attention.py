@@ -14,8 +14,8 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from thinc.api import Model
 
+from .ml.featurize.segments import batch_segments
 from .ml.models.psa_tok2vec import fusion_layers
-from .ml.models.word_char_tok2vec import featurize
 
 PSA_TOK2VEC = "psa_tok2vec"
 
@@ -66,7 +66,7 @@ def get_attention(
     matrices = {place: numpy.zeros((n, n), dtype="float32") for place in layers}
     if n == 0:
         return matrices
-    segments = featurize(tok2vec, [doc]).segments
+    segments = batch_segments([doc], tok2vec.attrs["max_length"])  # the ones predict reads
     for layer in layers.values():
         layer.keep_attention = True
     try:

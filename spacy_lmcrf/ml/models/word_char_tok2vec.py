@@ -24,7 +24,7 @@ from ..featurize.vocab import (
     vocabulary_attrs,
     word_width,
 )
-from ..featurize.words import WordBatch, featurize_model_words
+from ..featurize.words import featurize_model_words
 from ..modules.birnn import BiRNNEncoder
 from ..modules.char_encoders import CharEncoder
 from ..modules.word_char import WordCharEncoder
@@ -119,13 +119,3 @@ def init_word_char(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model
     if module.width != model.get_dim("nO"):
         raise ValueError(f"{model.name}: output width {module.width} != nO {model.get_dim('nO')}")
     return model
-
-
-def featurize(model: Model, docs: List[Doc]) -> WordBatch:
-    """The padded segments of docs, as the model's forward pass reads them."""
-    if not has_vocabulary(model):
-        raise ValueError(
-            f"{model.name} has no vocabulary yet: initialize the pipeline "
-            "(nlp.initialize(get_examples)) before using it."
-        )
-    return featurize_model_words(model, docs)
