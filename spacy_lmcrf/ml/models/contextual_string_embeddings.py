@@ -92,7 +92,7 @@ def fine_tunes(model: Model) -> bool:
 
 def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     """Read the pretrained LMs from lm_path (once: initializing again keeps them)."""
-    if model.attrs["chars"]:
+    if has_lms(model):
         return model
     lm_path = model.attrs["lm_path"]
     if not lm_path:
