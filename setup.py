@@ -90,6 +90,7 @@ setup(
         ],
         "spacy_batchers": [
             "spacy_lmcrf.task_batcher.v1 = spacy_lmcrf.training.corpus:create_task_batcher",
+            "spacy_lmcrf.batch_by_length.v1 = spacy_lmcrf.training.batchers:create_length_batcher",
         ],
         "spacy_cli": [
             "lmcrf = spacy_lmcrf.cli:lmcrf_cli",

@@ -3,4 +3,4 @@
 # Importing registers the architectures, factories, optimizers, loggers, readers, callbacks.
 from . import ml, pipeline  # noqa: F401
 from .about import __version__  # noqa: F401
-from .training import callbacks, corpus, loggers, memory, optimizers  # noqa: F401
+from .training import batchers, callbacks, corpus, loggers, memory, optimizers  # noqa: F401
