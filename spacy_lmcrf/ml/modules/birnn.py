@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .bucketing import reverse_padded, run_in_length_groups
+from .dropout import Dropout
 from .init import init_gru_, init_lstm_
 from .locked_dropout import LockedDropout
 
@@ -54,7 +55,7 @@ class BiRNNEncoder(nn.Module):
         self.width = width
         self.depth = depth
         self.group_size = group_size
-        dropout = LockedDropout if locked_dropout else nn.Dropout
+        dropout = LockedDropout if locked_dropout else Dropout
         self.input_dropout = dropout(input_dropout)
         self.output_dropout = dropout(output_dropout)
         self.forward_layers = nn.ModuleList()

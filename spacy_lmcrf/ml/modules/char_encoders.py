@@ -12,6 +12,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from ..crf import NEG_INF
 from ..ids import CHAR_PAD
+from .dropout import Dropout
 from .init import init_embedding_uniform_, init_gru_, init_linear_, init_lstm_
 
 
@@ -34,7 +35,7 @@ class CharEncoder(nn.Module):
         self.char_dim = char_dim
         self.width = width
         self.max_word_length = max_word_length
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.resize(1)
 
     def resize(self, n_chars: int) -> None:

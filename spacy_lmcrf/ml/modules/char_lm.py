@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .char_vocab import CharVocab
+from .dropout import Dropout
 from .init import init_lm_decoder_, init_lm_embedding_
 from .tensor_file import (
     SavedInTensorFile,
@@ -53,7 +54,7 @@ class CharLM(nn.Module):
             batch_first=True,
             dropout=dropout if num_layers > 1 else 0.0,
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.decoder = nn.Linear(hidden_size, n_chars)
         init_lm_embedding_(self.embed)
         init_lm_decoder_(self.decoder)

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ..crf import NEG_INF, BoolArray
+from .dropout import Dropout
 from .init import init_linear_
 
 
@@ -53,7 +54,7 @@ class CRFPotentials(nn.Module):
             raise ValueError(f"pairwise must be one of {', '.join(PAIRWISE)}, not {pairwise!r}")
         self.n_in = n_in
         self.pairwise = pairwise
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self._build(n_tags, None, None)
         self.register_buffer("allowed_transitions", torch.ones((n_tags, n_tags), dtype=torch.bool))
         self.register_buffer("allowed_start", torch.ones((n_tags,), dtype=torch.bool))

@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from .dropout import Dropout
 from .init import init_linear_
 
 
@@ -18,7 +19,7 @@ class Highway(nn.Module):
         super().__init__()
         self.transforms = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
         self.gates = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         for layer in [*self.transforms, *self.gates]:
             init_linear_(layer)
 

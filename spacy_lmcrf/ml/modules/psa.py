@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .bucketing import length_groups
+from .dropout import Dropout
 from .init import init_linear_
 
 MASKED = -1e4  # a large finite negative, as the CRF uses: masked keys never give NaN
@@ -181,7 +182,7 @@ class ContextFusion(nn.Module):
     ) -> None:
         super().__init__()
         self.attention = attention
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.group_size = group_size
         self.keep_attention = False  # set by spacy_lmcrf.attention to look at the weights
         self.last_attention: Optional[torch.Tensor] = None

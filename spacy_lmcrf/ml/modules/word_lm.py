@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from .dropout import Dropout
 from .init import init_lm_decoder_, init_lm_embedding_
 from .tensor_file import (
     SavedInTensorFile,
@@ -65,7 +66,7 @@ class WordLMEncoder(nn.Module):
             proj_size=projection_size,
             dropout=dropout if num_layers > 1 else 0.0,
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         init_lm_embedding_(self.embed)
 
     @property
@@ -117,7 +118,7 @@ class WordLM(nn.Module):
             n_words, embedding_size, hidden_size, projection_size, num_layers, dropout
         )
         width = self.encoder.output_size
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         if cutoffs:
             self.softmax = nn.AdaptiveLogSoftmaxWithLoss(
                 width, n_words, list(cutoffs), div_value=4.0
