@@ -1,15 +1,21 @@
 """lm_crf_ner: named entities from a CRF, written to doc.ents with their probabilities."""
 
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Iterable, List, Optional, Tuple
 
+import numpy
+from spacy.attrs import ENT_IOB, IDX, IS_SPACE, ORTH
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
 from thinc.api import Model
 
+from ..tags import Span as Span3
 from ..tags import biluo_to_spans_and_missing, spans_to_tags
 from .base import CRFPrediction, CRFSequenceLabeler
 from .defaults import DEFAULT_MAX_LOSS_PER_TOKEN, DEFAULT_MODEL
+
+# two docs whose tokens agree on these have the same tokens at the same offsets
+TOKEN_IDENTITY = [ORTH, IDX]
 
 
 @Language.factory(
@@ -66,6 +72,27 @@ def make_lm_crf_ner(
     return component
 
 
+def gold_spans_and_missing(example: Example) -> Tuple[List[Span3], List[bool]]:
+    """The reference's entities on the predicted tokens, and which tokens have no gold
+    annotation: what biluo_to_spans_and_missing makes of Example.get_aligned_ner().
+
+    When both docs have the same tokens (our corpus readers keep the corpus's tokens)
+    they are read from the reference directly: spaCy's alignment costs about 0.9 ms a
+    sentence, 5 % of an LM-LSTM-CRF training step."""
+    predicted, reference = example.predicted, example.reference
+    if not (
+        reference.has_annotation("ENT_IOB")
+        and len(predicted) == len(reference)
+        and numpy.array_equal(
+            predicted.to_array(TOKEN_IDENTITY), reference.to_array(TOKEN_IDENTITY)
+        )
+    ):
+        return biluo_to_spans_and_missing(example.get_aligned_ner())
+    spans = [(ent.start, ent.end, ent.label_) for ent in reference.ents]
+    unknown = (reference.to_array(ENT_IOB) == 0) & ~predicted.to_array(IS_SPACE).astype(bool)
+    return spans, unknown.tolist()
+
+
 class CRFEntityRecognizer(CRFSequenceLabeler):
     """Writes doc.ents (every other token O) and doc.spans[spans_key] with probabilities."""
 
@@ -76,7 +103,7 @@ class CRFEntityRecognizer(CRFSequenceLabeler):
         return example.reference.has_annotation("ENT_IOB")
 
     def _gold_tags(self, example: Example) -> List[Optional[str]]:
-        spans, missing = biluo_to_spans_and_missing(example.get_aligned_ner())
+        spans, missing = gold_spans_and_missing(example)
         return spans_to_tags(len(example.predicted), spans, self.cfg["scheme"], missing)
 
     def _write_annotations(self, docs: List[Doc], prediction: CRFPrediction) -> None:
