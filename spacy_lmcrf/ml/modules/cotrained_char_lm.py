@@ -14,13 +14,9 @@ from torch.nn import functional as F
 
 from ..ids import CHAR_PAD, LM_IGNORE
 from .bucketing import length_groups
+from .dropout import Dropout
 from .highway import Highway
 from .init import init_embedding_uniform_, init_linear_, init_lstm_
-
-
-def gather_positions(states: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """states (S, C, H), index (S, T) -> (S, T, H)."""
-    return states.gather(1, index.unsqueeze(-1).expand(-1, -1, states.shape[-1]))
 
 
 class CharLanguageModel(nn.Module):
@@ -65,7 +61,7 @@ class CharLanguageModel(nn.Module):
         self.bwd_lstm = init_lstm_(
             nn.LSTM(char_dim, hidden, depth, batch_first=True, dropout=lstm_dropout)
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.use_highway = use_highway
         self.use_lm = use_lm
         if use_highway:
@@ -99,51 +95,64 @@ class CharLanguageModel(nn.Module):
         char_ids: torch.Tensor,
         char_ids_rev: torch.Tensor,
         char_lengths_cpu: torch.Tensor,
+        lengths_cpu: torch.Tensor,
         fwd_after: torch.Tensor,
         bwd_before: torch.Tensor,
         fwd_before: Optional[torch.Tensor] = None,
         bwd_after: Optional[torch.Tensor] = None,
         lm_targets: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Return the per-word features for the labeler (S, T, 2 * hidden), and the
-        language-model loss (mean cross-entropy forward + mean cross-entropy backward)
-        when targets are given and the model has a language model, else None.
+        """Return the per-word features for the labeler (S, T, 2 * hidden), zero at
+        padding, and the language-model loss (mean cross-entropy forward + mean
+        cross-entropy backward) when targets are given and the model has a language
+        model, else None.
 
         The character LSTMs run over length-sorted groups of segments, each padded only
-        to its own longest character stream."""
+        to its own longest character stream; the states of the words (lengths_cpu (S,)
+        of each segment) are read into one (words, ...) matrix, so the highways and the
+        LM's decoders never run over padding: in a batch of 256 sentences padded to the
+        longest, most of the (S, T) positions are padding."""
         with_lm = lm_targets is not None and self.use_lm
-        parts, order = [], []
+        n_segments, n_steps = fwd_after.shape
+        device = char_ids.device
+        valid = torch.arange(n_steps)[None, :] < lengths_cpu.cpu()[:, None]
+        parts, rows = [], []
         for group in length_groups(char_lengths_cpu, self.group_size):
             C = int(char_lengths_cpu[group].max())
-            index = group.to(char_ids.device)
+            index = group.to(device)
             fwd_states, _ = self.fwd_lstm(self.dropout(self.embed(char_ids[index, :C])))
             bwd_states, _ = self.bwd_lstm(self.dropout(self.embed(char_ids_rev[index, :C])))
+            member, step = (x.to(device) for x in valid[group].nonzero(as_tuple=True))
+            at = (member, step)
             gathered = [
-                gather_positions(fwd_states, fwd_after[index]),
-                gather_positions(bwd_states, bwd_before[index]),
+                fwd_states[member, fwd_after[index][at]],
+                bwd_states[member, bwd_before[index][at]],
             ]
             if with_lm:
                 assert fwd_before is not None and bwd_after is not None  # given with lm_targets
-                gathered.append(gather_positions(fwd_states, fwd_before[index]))
-                gathered.append(gather_positions(bwd_states, bwd_after[index]))
+                gathered.append(fwd_states[member, fwd_before[index][at]])
+                gathered.append(bwd_states[member, bwd_after[index][at]])
             parts.append(torch.cat(gathered, dim=-1))
-            order.append(index)
-        states = torch.cat(parts)[torch.argsort(torch.cat(order))]
-        states = self.dropout(states)
-        f, r = states[..., : self.hidden], states[..., self.hidden : 2 * self.hidden]
+            rows.append(index[member] * n_steps + step)
+        words = self.dropout(torch.cat(parts))
+        flat = torch.cat(rows)  # each word's row in the (S * T) grid
+        f, r = words[:, : self.hidden], words[:, self.hidden : 2 * self.hidden]
         if self.use_highway:
             f, r = self.fwd_to_sl(f), self.bwd_to_sl(r)
-        features = torch.cat([f, r], dim=-1)
+        packed = torch.cat([f, r], dim=-1)
+        features = packed.new_zeros((n_segments * n_steps, packed.shape[-1]))
+        features = features.index_copy(0, flat, packed).view(n_segments, n_steps, -1)
         if not with_lm:
             return features, None
-        f_lm, r_lm = states[..., 2 * self.hidden : 3 * self.hidden], states[..., 3 * self.hidden :]
+        f_lm, r_lm = words[:, 2 * self.hidden : 3 * self.hidden], words[:, 3 * self.hidden :]
         if self.use_highway:
             f_lm, r_lm = self.fwd_to_lm(f_lm), self.bwd_to_lm(r_lm)
         # with_lm: lm_targets is given, and use_lm made the decoders (resize)
         assert lm_targets is not None
         assert self.fwd_decoder is not None and self.bwd_decoder is not None
-        keep = lm_targets != LM_IGNORE
-        targets = lm_targets[keep]
+        targets = lm_targets.reshape(-1)[flat]
+        keep = targets != LM_IGNORE
+        targets = targets[keep]
         loss = F.cross_entropy(self.fwd_decoder(f_lm[keep]), targets) + F.cross_entropy(
             self.bwd_decoder(r_lm[keep]), targets
         )

@@ -93,6 +93,7 @@ class LMLSTMEncoder(nn.Module):
             char_ids,
             char_ids_rev,
             char_lengths_cpu,
+            lengths_cpu,
             fwd_after,
             bwd_before,
             fwd_before,
