@@ -4,3 +4,6 @@
 from . import ml, pipeline  # noqa: F401
 from .about import __version__  # noqa: F401
 from .training import batchers, callbacks, corpus, loggers, memory, optimizers  # noqa: F401
+from .threads import configure_torch_threads
+
+configure_torch_threads()
