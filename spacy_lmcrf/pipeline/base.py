@@ -32,7 +32,7 @@ from thinc.api import Model, Optimizer
 
 from ..ml.crf import chunk_log_prob, crf_loss, forward_backward, restrict_tags, viterbi
 from ..ml.models.crf_tagger import CRFGroup, CRFScores, get_crf_module
-from ..ml.models.lm_lstm_tok2vec import LM_LOSS, lm_loss_layers, pop_lm_loss
+from ..ml.models.lm_lstm_tok2vec import LM_LOSS, LM_LOSS_SCALE, lm_loss_layers, pop_lm_loss
 from ..tags import (
     OUTSIDE,
     SCHEMES,
@@ -54,6 +54,7 @@ from .serialize import (
     read_model_bytes,
     weights_checksum,
 )
+from .update_pieces import update_pieces
 
 Span3 = Tuple[int, int, str]
 
@@ -415,14 +416,38 @@ class CRFSequenceLabeler(TrainablePipe):
         own_lms = [(f"{self.name}_lm", node) for node in lm_loss_layers(self.model)]
         for _, node in own_lms:
             pop_lm_loss(node)
-        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_potentials = self.get_loss(examples, scores)
+        docs = [eg.predicted for eg in examples]
+        gold = self._gold_ids(examples)
+        # a listener's tok2vec runs upstream on the whole batch: no pieces then
+        pieces = (
+            update_pieces(docs, gold, self._segment_lengths())
+            if not self._listens()
+            else [(docs, gold)]
+        )
+        n_words = max(sum(len(doc) for doc in docs), 1)
         self._n_updates += 1
-        n_tokens = sum(len(eg.predicted) for eg in mine)
-        self._check_divergence("CRF loss", loss, loss / max(n_tokens, 1), "token", sgd)
-        for key, node in own_lms + self._shared_lms:
-            self._check_lm_divergence(key, node, sgd)
-        backprop(d_potentials)
+        loss = 0.0
+        lm_losses = {key: 0.0 for key, _ in own_lms}
+        for piece_docs, piece_gold in pieces:
+            # the piece's share of the LM loss, a mean over the batch's words
+            share = sum(len(doc) for doc in piece_docs) / n_words if len(pieces) > 1 else 1.0
+            for _, node in own_lms:
+                node.attrs[LM_LOSS_SCALE] = share
+            scores, backprop = self.model.begin_update(piece_docs)
+            piece_loss, d_potentials = self._crf_loss(self._gold_groups(piece_gold, scores), scores)
+            n_tokens = sum(len(doc) for doc in piece_docs)
+            self._check_divergence(
+                "CRF loss", piece_loss, piece_loss / max(n_tokens, 1), "token", sgd
+            )
+            for key, node in own_lms + self._shared_lms:
+                self._check_lm_divergence(key, node, sgd)
+            for key, node in own_lms:
+                lm_losses[key] += share * (pop_lm_loss(node) or 0.0)
+            backprop(d_potentials)
+            loss += piece_loss
+        for key, node in own_lms:
+            node.attrs[LM_LOSS_SCALE] = 1.0
+            node.attrs[LM_LOSS] = lm_losses[key]
         self._has_gradient = True
         self._loss_since_step += loss
         if sgd not in (None, False):
@@ -430,6 +455,11 @@ class CRFSequenceLabeler(TrainablePipe):
         losses[self.name] += loss
         _report_lm_losses(losses, own_lms + self._shared_lms)
         return losses
+
+    def _segment_lengths(self) -> List[int]:
+        """The max_length of every layer of the model that cuts docs into segments."""
+        lengths = [node.attrs.get("max_length") for node in self.model.walk()]
+        return [length for length in lengths if isinstance(length, int) and length >= 1]
 
     def _check_lm_divergence(self, key: str, node: Model, sgd: Optional[Optimizer]) -> None:
         """Stop on a co-trained LM's loss (lm_weight x the forward plus the backward
@@ -511,8 +541,14 @@ class CRFSequenceLabeler(TrainablePipe):
         to the potentials (one tensor per group of scores). Tokens without a gold tag are
         marginalised, not trained as O."""
         examples = list(examples)
+        return self._crf_loss(self._gold_groups(self._gold_ids(examples), scores), scores)
+
+    def _crf_loss(
+        self, golds: List[torch.Tensor], scores: CRFScores
+    ) -> Tuple[float, List[torch.Tensor]]:
+        """get_loss, given the gold tag ids of each group of scores."""
         total, gradients = 0.0, []
-        for group, gold in zip(scores.groups, self._gold_tensor(examples, scores)):
+        for group, gold in zip(scores.groups, golds):
             potentials = group.potentials.detach().requires_grad_()
             with torch.enable_grad():
                 losses = crf_loss(potentials, group.lengths, gold, cost=self.cfg["margin_cost"])
@@ -525,12 +561,12 @@ class CRFSequenceLabeler(TrainablePipe):
             gradients.append(potentials.grad)
         return total, gradients
 
-    def _gold_tensor(self, examples: List[Example], scores: CRFScores) -> List[torch.Tensor]:
-        """The gold tag indices (-1: unknown) of each group of scores, (S, T) like its rows."""
+    def _gold_ids(self, examples: List[Example]) -> List[List[int]]:
+        """The gold tag indices (-1: unknown) of each example's predicted tokens."""
         index = {name: i for i, name in enumerate(self.tag_names)}
         per_doc = []
         for i, eg in enumerate(examples):
-            if not scores.groups or not self.trains_on(eg):
+            if not self.trains_on(eg):
                 per_doc.append([-1] * len(eg.predicted))
                 continue
             try:
@@ -550,6 +586,11 @@ class CRFSequenceLabeler(TrainablePipe):
                         "found at initialization."
                     )
             per_doc.append(ids)
+        return per_doc
+
+    @staticmethod
+    def _gold_groups(per_doc: Sequence[Sequence[int]], scores: CRFScores) -> List[torch.Tensor]:
+        """The gold tag indices of each group of scores, (S, T) like its rows."""
         golds = []
         for group in scores.groups:
             gold = numpy.full(tuple(group.potentials.shape[:2]), -1, dtype="int64")

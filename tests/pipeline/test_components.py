@@ -287,7 +287,7 @@ def test_missing_gold_tags_are_not_trained_as_O():
     ref = spacy.tokens.Doc(nlp.vocab, words=words, ents=["B-PER", "I-PER", "O", "O", None, None])
     eg = Example(nlp.make_doc(" ".join(words)), ref)
     scores = ner.model.predict([eg.predicted])
-    (gold,) = ner._gold_tensor([eg], scores)
+    (gold,) = ner._gold_groups(ner._gold_ids([eg]), scores)
     (group,) = scores.groups
     assert gold[0, 4:6].tolist() == [-1, -1]
     assert all(g >= 0 for g in gold[0, :4].tolist())

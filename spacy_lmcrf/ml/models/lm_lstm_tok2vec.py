@@ -34,6 +34,9 @@ from .word_embed import init_word_embeddings
 
 # the attr in which a layer keeps its co-trained LM's loss of the last training pass
 LM_LOSS = "last_lm_loss"
+# the attr holding the weight of a pass's LM loss in its update: 1, or the pass's share of
+# the batch's words when the component runs a batch in pieces (pipeline/update_pieces.py)
+LM_LOSS_SCALE = "lm_loss_scale"
 
 
 @registry.architectures("spacy_lmcrf.LMLSTMTok2Vec.v1")
@@ -117,6 +120,7 @@ def build_lm_lstm_tok2vec(
             "max_length": max_length,
             "max_token_chars": max_token_chars,
             LM_LOSS: None,
+            LM_LOSS_SCALE: 1.0,
             **vocabulary_attrs(
                 min_freq=min_freq,
                 lowercase=lowercase,
@@ -170,8 +174,10 @@ def forward(
     if lm_loss is not None:
         model.attrs[LM_LOSS] = lm_loss * lm_weight
 
+    scale = model.attrs.get(LM_LOSS_SCALE, 1.0)  # read now: the component resets it
+
     def backprop_rows(d_rows: List[Floats2d]) -> Any:
-        return backprop(d_rows, lm_weight if lm_loss is not None else 0.0)
+        return backprop(d_rows, lm_weight * scale if lm_loss is not None else 0.0)
 
     return rows, backprop_rows
 
