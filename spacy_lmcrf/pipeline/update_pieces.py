@@ -15,8 +15,11 @@ from spacy.tokens import Doc
 
 from ..ml.featurize.segments import doc_segments
 
-# a piece's tokens: LM-LSTM-CRF trains in about 200 KiB of activations per token
+# LM-LSTM-CRF trains in about 200 KiB of activations per token: a batch of more tokens than
+# this runs in pieces of at most PIECE_TOKENS (pieces of 1,024 train 8 % faster than pieces of
+# 4,096, whose LM logits no longer fit the CPU's cache; 2-core Xeon, benchmarks/RESULTS.md)
 MAX_PIECE_TOKENS = 4096
+PIECE_TOKENS = 1024
 
 GoldIds = List[int]  # a doc's gold tag indices, -1 where unknown
 
@@ -37,38 +40,41 @@ def update_pieces(
     gold: Sequence[GoldIds],
     max_lengths: Sequence[int],
     max_tokens: Optional[int] = None,
+    piece_tokens: Optional[int] = None,
 ) -> List[Tuple[List[Doc], List[GoldIds]]]:
-    """The batch (docs and their gold ids) in pieces of at most max_tokens tokens where
-    the segments allow (a single segment longer than that stays whole). A batch within
-    max_tokens is one piece of the docs themselves; a doc that must be cut becomes
-    sub-docs (Span.as_doc) cut at positions where every layer starts a segment.
+    """The batch (docs and their gold ids) as one piece if it has at most max_tokens
+    tokens, else in pieces of at most piece_tokens where the segments allow (a single
+    segment longer than that stays whole). A doc that must be cut becomes sub-docs
+    (Span.as_doc) cut at positions where every layer starts a segment.
 
     docs (Sequence[Doc]): the batch.
     gold (Sequence[GoldIds]): each doc's gold tag ids, one per token.
     max_lengths (Sequence[int]): the max_length of every layer that segments docs.
-    max_tokens (Optional[int]): the most tokens per piece; None: MAX_PIECE_TOKENS.
+    max_tokens (Optional[int]): a batch of more tokens runs in pieces of at most
+        piece_tokens; None: MAX_PIECE_TOKENS.
+    piece_tokens (Optional[int]): the most tokens per piece; None: PIECE_TOKENS.
     RETURNS (List[Tuple[List[Doc], List[GoldIds]]]): the pieces, every token in one.
     """
-    max_tokens = max_tokens or MAX_PIECE_TOKENS
-    if sum(len(doc) for doc in docs) <= max_tokens:
+    if sum(len(doc) for doc in docs) <= (max_tokens or MAX_PIECE_TOKENS):
         return [(list(docs), list(gold))]
+    size = min(max_tokens or MAX_PIECE_TOKENS, piece_tokens or PIECE_TOKENS)
     parts: List[Tuple[Doc, GoldIds]] = []
     for doc, ids in zip(docs, gold):
-        if len(doc) <= max_tokens:
+        if len(doc) <= size:
             parts.append((doc, list(ids)))
             continue
-        cuts = cut_points(common_segment_starts(doc, max_lengths), max_tokens)
+        cuts = cut_points(common_segment_starts(doc, max_lengths), size)
         for start, end in zip(cuts, cuts[1:]):
             parts.append((doc[start:end].as_doc(copy_user_data=True), list(ids[start:end])))
     pieces: List[Tuple[List[Doc], List[GoldIds]]] = []
-    size = max_tokens + 1
+    filled = size + 1
     for doc, ids in parts:
-        if size + len(doc) > max_tokens:
+        if filled + len(doc) > size:
             pieces.append(([], []))
-            size = 0
+            filled = 0
         pieces[-1][0].append(doc)
         pieces[-1][1].append(ids)
-        size += len(doc)
+        filled += len(doc)
     return pieces
 
 
