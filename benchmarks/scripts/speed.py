@@ -3,18 +3,23 @@
     python benchmarks/scripts/speed.py configs/lmcrf_ner.cfg corpus/conll03.train.spacy \
         corpus/conll03.testa.spacy --vectors corpus/glove50
 
-Training: the config's own optimizer and batch size, timed over --train-batches batches
-after --warmup batches. Inference: nlp.pipe over the texts of the eval corpus (a fresh
-Doc per text, so tokenization is included), batch size --batch-size, after a warm-up pass.
+Training: the config's own optimizer and batcher over the training examples shuffled with
+--shuffle-seed (as spaCy shuffles an epoch), timed over --train-batches batches after --warmup
+batches. Inference: nlp.pipe over the texts of the eval corpus (a fresh Doc per text, so
+tokenization is included), batch size --batch-size, after a warm-up pass. Each figure is the
+median of --repeats timings (training continues on the next batches).
 """
 
 import argparse
 import json
 import os
 import platform
+import random
 import resource
+import statistics
 import subprocess
 import time
+from itertools import islice
 from pathlib import Path
 
 import spacy
@@ -56,6 +61,8 @@ def main() -> None:
     parser.add_argument("--infer-docs", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--gpu-id", type=int, default=-1)
+    parser.add_argument("--shuffle-seed", type=int, default=0, help="-1: file order")
+    parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
 
     if args.gpu_id >= 0:
@@ -65,27 +72,39 @@ def main() -> None:
     nlp = init_nlp(config)
     optimizer, batcher = resolve_dot_names(nlp.config, ["training.optimizer", "training.batcher"])
     train_docs = list(DocBin().from_disk(args.train).get_docs(nlp.vocab))
+    if args.shuffle_seed >= 0:
+        random.Random(args.shuffle_seed).shuffle(train_docs)
     examples = [Example(nlp.make_doc(doc.text), doc) for doc in train_docs]
-    batches = list(batcher(examples))[: args.warmup + args.train_batches]
-    for batch in batches[: args.warmup]:
+    batches = iter(batcher(examples))
+    for batch in islice(batches, args.warmup):
         nlp.update(batch, sgd=optimizer)
-    n_words, start = 0, time.perf_counter()
-    for batch in batches[args.warmup :]:
-        nlp.update(batch, sgd=optimizer)
-        n_words += sum(len(eg.predicted) for eg in batch)
-    train_wps = n_words / (time.perf_counter() - start)
+    train_rates = []
+    for _ in range(args.repeats):
+        n_words, start = 0, time.perf_counter()
+        for batch in islice(batches, args.train_batches):
+            nlp.update(batch, sgd=optimizer)
+            n_words += sum(len(eg.predicted) for eg in batch)
+        train_rates.append(n_words / (time.perf_counter() - start))
+    train_wps = statistics.median(train_rates)
 
     eval_docs = list(DocBin().from_disk(args.eval).get_docs(nlp.vocab))[: args.infer_docs]
     texts = [doc.text for doc in eval_docs]
     list(nlp.pipe(texts[: args.batch_size], batch_size=args.batch_size))
-    start = time.perf_counter()
-    n_words = sum(len(doc) for doc in nlp.pipe(texts, batch_size=args.batch_size))
-    infer_wps = n_words / (time.perf_counter() - start)
+    infer_rates = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        n_words = sum(len(doc) for doc in nlp.pipe(texts, batch_size=args.batch_size))
+        infer_rates.append(n_words / (time.perf_counter() - start))
+    infer_wps = statistics.median(infer_rates)
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "config": args.config,
         "train_words_per_s": round(train_wps),
         "train_batches": args.train_batches,
+        "train_words_per_s_runs": [round(rate) for rate in train_rates],
+        "infer_words_per_s_runs": [round(rate) for rate in infer_rates],
+        "repeats": args.repeats,
+        "shuffle_seed": args.shuffle_seed,
         "infer_words_per_s": round(infer_wps),
         "infer_words": n_words,
         "batch_size": args.batch_size,

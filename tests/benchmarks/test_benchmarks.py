@@ -264,6 +264,27 @@ def test_speed_lengths_measures_each_length(sample_corpus):
     assert "| x | cpu | 200 |" in speed.markdown("x", rows)
 
 
+@pytest.mark.slow
+def test_speed_shared_runs_every_condition(tmp_path, sample_corpus):
+    output = tmp_path / "shared.json"
+    command = [
+        sys.executable,
+        str(SCRIPTS / "speed_shared.py"),
+        str(ROOT / "configs" / "lmcrf_ner.cfg"),
+    ]
+    command += [str(sample_corpus / "train.spacy"), str(sample_corpus / "dev30.spacy")]
+    command += ["--docs", "30", "--batch-size", "8", "--repeats", "1", "--output", str(output)]
+    command += tiny_cli()
+    result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(output.read_text())["rows"]
+    conditions = [(r["load"], r["threads"], r["n_process"]) for r in rows]
+    assert conditions == [
+        (load, t, n) for load in ("idle", "busy") for t, n in ((2, 1), (1, 1), (1, 2))
+    ]
+    assert all(r["words_per_s"] > 0 for r in rows) and rows[0]["vs_idle_2_threads"] == 1.0
+
+
 def test_speed_lengths_documents_have_no_sentence_boundaries(sample_corpus):
     speed = bench("speed_lengths")
     vocab = Vocab()
