@@ -425,9 +425,10 @@ class CRFSequenceLabeler(TrainablePipe):
             else [(docs, gold)]
         )
         n_words = max(sum(len(doc) for doc in docs), 1)
+        n_mine = sum(len(eg.predicted) for eg in mine)
         self._n_updates += 1
         loss = 0.0
-        lm_losses = {key: 0.0 for key, _ in own_lms}
+        lm_losses: Dict[str, Optional[float]] = {key: None for key, _ in own_lms}
         for piece_docs, piece_gold in pieces:
             # the piece's share of the LM loss, a mean over the batch's words
             share = sum(len(doc) for doc in piece_docs) / n_words if len(pieces) > 1 else 1.0
@@ -435,14 +436,17 @@ class CRFSequenceLabeler(TrainablePipe):
                 node.attrs[LM_LOSS_SCALE] = share
             scores, backprop = self.model.begin_update(piece_docs)
             piece_loss, d_potentials = self._crf_loss(self._gold_groups(piece_gold, scores), scores)
-            n_tokens = sum(len(doc) for doc in piece_docs)
+            # (one piece: the batch, whose docs from other corpora a listener still sees)
+            n_tokens = sum(len(doc) for doc in piece_docs) if len(pieces) > 1 else n_mine
             self._check_divergence(
                 "CRF loss", piece_loss, piece_loss / max(n_tokens, 1), "token", sgd
             )
             for key, node in own_lms + self._shared_lms:
                 self._check_lm_divergence(key, node, sgd)
             for key, node in own_lms:
-                lm_losses[key] += share * (pop_lm_loss(node) or 0.0)
+                piece_lm_loss = pop_lm_loss(node)  # None without an LM (lm_weight = 0)
+                if piece_lm_loss is not None:
+                    lm_losses[key] = (lm_losses[key] or 0.0) + share * piece_lm_loss
             backprop(d_potentials)
             loss += piece_loss
         for key, node in own_lms:
