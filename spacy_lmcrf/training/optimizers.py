@@ -64,20 +64,22 @@ class MomentumSGD(StepRuleOptimizer):
     v = momentum * v + g; w -= lr * v (Nesterov: w -= lr * (g + momentum * v)).
     """
 
-    __slots__ = ["momentum", "nesterov"]
+    __slots__ = ["momentum", "nesterov", "velocities"]
 
     def __init__(self, learn_rate, *, momentum: float, nesterov: bool, **kwargs):
         super().__init__(learn_rate, **kwargs)
         self.momentum = momentum
         self.nesterov = nesterov
+        # per parameter key, torch tensors on the parameter's device
+        self.velocities: Dict[Any, torch.Tensor] = {}
 
     def step(self, key, weights: torch.Tensor, gradient: torch.Tensor, rate: float) -> None:
         if not self.momentum:
             weights.add_(gradient, alpha=-rate)
             return
-        velocity = self.mom1.get(key)
+        velocity = self.velocities.get(key)
         if velocity is None:
-            velocity = self.mom1[key] = gradient.clone()
+            velocity = self.velocities[key] = gradient.clone()
         else:
             torch.add(gradient, velocity, alpha=self.momentum, out=velocity)
         if self.nesterov:
@@ -127,17 +129,21 @@ class Adagrad(StepRuleOptimizer):
     w -= lr * g / (sqrt(s) + eps), the accumulator starting at initial_accumulator.
     """
 
-    __slots__ = ["eps", "initial_accumulator"]
+    __slots__ = ["eps", "initial_accumulator", "accumulators"]
 
     def __init__(self, learn_rate, *, eps: float, initial_accumulator: float, **kwargs):
         super().__init__(learn_rate, **kwargs)
         self.eps = eps
         self.initial_accumulator = initial_accumulator
+        # per parameter key, torch tensors on the parameter's device
+        self.accumulators: Dict[Any, torch.Tensor] = {}
 
     def step(self, key, weights: torch.Tensor, gradient: torch.Tensor, rate: float) -> None:
-        accumulator = self.mom2.get(key)
+        accumulator = self.accumulators.get(key)
         if accumulator is None:
-            accumulator = self.mom2[key] = torch.full_like(gradient, self.initial_accumulator)
+            accumulator = self.accumulators[key] = torch.full_like(
+                gradient, self.initial_accumulator
+            )
         accumulator.addcmul_(gradient, gradient)
         weights.addcdiv_(gradient, accumulator.sqrt().add_(self.eps), value=-rate)
 
