@@ -7,8 +7,8 @@
   also what PyTorch recommends when processes share the cores.
 - ``SPACY_LMCRF_TORCH_THREADS=N`` sets the number when spacy_lmcrf is imported, for a
   machine whose cores other work shares: torch's threads wait for one another at every
-  operation, so beside one CPU-bound process the LM-LSTM-CRF pipeline labels 31 % of its
-  idle speed on 2 threads and 74 % on one (benchmarks/RESULTS.md, issue 18).
+  operation, so beside one CPU-bound process the LM-LSTM-CRF pipeline labels 35 % of its
+  idle speed on 2 threads and 78 % on one (benchmarks/RESULTS.md, issue 18).
 - Otherwise torch's default stands (one thread per core).
 """
 

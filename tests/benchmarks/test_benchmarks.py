@@ -285,6 +285,19 @@ def test_speed_shared_runs_every_condition(tmp_path, sample_corpus):
     assert all(r["words_per_s"] > 0 for r in rows) and rows[0]["vs_idle_2_threads"] == 1.0
 
 
+@pytest.mark.slow
+def test_kernels_measures_each_kernel(tmp_path):
+    output = tmp_path / "kernels.json"
+    command = [sys.executable, str(SCRIPTS / "kernels.py"), "--threads", "1", "--repeats", "1"]
+    result = subprocess.run(
+        [*command, "--output", str(output)], cwd=ROOT, env=ENV, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    kernels = json.loads(output.read_text())
+    assert kernels["matmul_gflops"] > 0 and len(kernels["lstm"]) == 9
+    assert all(value > 0 for value in kernels["dropout_step_ms"].values())
+
+
 def test_speed_lengths_documents_have_no_sentence_boundaries(sample_corpus):
     speed = bench("speed_lengths")
     vocab = Vocab()
