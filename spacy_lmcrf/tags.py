@@ -276,6 +276,45 @@ def chunk_boundaries(
     return opens_first, opens, closes
 
 
+def chunks_from_tag_ids(
+    tag_ids: np.ndarray,
+    lengths: np.ndarray,
+    opens_first: np.ndarray,
+    opens: np.ndarray,
+    closes: np.ndarray,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The chunks tags_to_spans decodes, for rows of tag indices all at once.
+
+    tag_ids (np.ndarray): (B, T) int, row b's tags at positions < lengths[b].
+    lengths (np.ndarray): (B,) int, each row's length, 1 to T.
+    opens_first, opens, closes (np.ndarray): chunk_boundaries of the tags' names.
+    RETURNS (Tuple[np.ndarray, np.ndarray, np.ndarray]): the row, start and end
+        (exclusive) of each chunk, (N,) each, ordered by row and start. A chunk's
+        label is its first tag's.
+    """
+    tag_ids = np.asarray(tag_ids, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n_rows, n_steps = tag_ids.shape
+    valid = np.arange(n_steps)[None, :] < lengths[:, None]
+    prev, cur = tag_ids[:, :-1], tag_ids[:, 1:]
+    starts = np.empty((n_rows, n_steps), dtype=bool)
+    starts[:, 0] = opens_first[tag_ids[:, 0]]
+    starts[:, 1:] = opens[prev, cur]
+    starts &= valid
+    # ends[b, t]: a chunk open at t - 1 ends before t (always at the row's end)
+    ends = np.zeros((n_rows, n_steps + 1), dtype=bool)
+    ends[:, 1:n_steps] = closes[prev, cur] & valid[:, 1:]
+    ends[np.arange(n_rows), lengths] = True
+    row, start = np.nonzero(starts)
+    # each chunk ends at the first end after its start, in its own row (every row
+    # has one at its length), found in the flattened, sorted end positions
+    end_rows, end_steps = np.nonzero(ends)
+    flat_ends = end_rows * (n_steps + 1) + end_steps
+    flat_starts = row * (n_steps + 1) + start
+    end = flat_ends[np.searchsorted(flat_ends, flat_starts, side="right")] - row * (n_steps + 1)
+    return row, start, end
+
+
 def biluo_to_spans_and_missing(
     tags: Sequence[Optional[str]],
 ) -> Tuple[List[Span], List[bool]]:

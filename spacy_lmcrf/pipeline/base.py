@@ -38,9 +38,9 @@ from ..tags import (
     SCHEMES,
     allowed_transitions,
     chunk_boundaries,
+    chunks_from_tag_ids,
     split_tag,
     tag_names,
-    tags_to_spans,
 )
 from ..training.corpus import CORPUS_KEY, doc_corpus
 from ..training.optimizers import clip_gradient_norm, report_training_loss
@@ -300,15 +300,17 @@ class CRFSequenceLabeler(TrainablePipe):
             )
         if self.cfg["scheme"]:
             scores = self._outside_on_space(scores, docs)
+        best_paths = []
         for group in scores.groups:
             best_tensor, _ = viterbi(group.potentials, group.lengths)
             best = best_tensor.cpu().numpy()
+            best_paths.append(best)
             for row, s in enumerate(group.rows):
                 doc_i, start, end = scores.segments[s]
                 tags[doc_i][start:end] = [names[i] for i in best[row, : end - start]]
         if not self.cfg["scheme"]:
             return CRFPrediction(tags)
-        spans, span_scores = self._span_probabilities(scores, tags)
+        spans, span_scores = self._span_probabilities(scores, best_paths)
         return CRFPrediction(tags, spans, span_scores)
 
     def _outside_on_space(self, scores: CRFScores, docs: List[Doc]) -> CRFScores:
@@ -335,48 +337,54 @@ class CRFSequenceLabeler(TrainablePipe):
         return replace(scores, groups=groups)
 
     def _span_probabilities(
-        self, scores: CRFScores, tags: List[List[str]]
+        self, scores: CRFScores, best_paths: List[numpy.ndarray]
     ) -> Tuple[List[List[Span3]], List[numpy.ndarray]]:
         """Each decoded span and its marginal probability: the probability, over all
         tag sequences, that the decoded spans include exactly this one (its start, end
-        and label)."""
-        scheme = self.cfg["scheme"]
-        spans: List[List[Span3]] = [[] for _ in scores.doc_lengths]
-        place = {
-            s: (g, row) for g, group in enumerate(scores.groups) for row, s in enumerate(group.rows)
-        }
-        # per group: (row, start in segment, end in segment, label), and their spans' numbers
-        queries: List[List[Tuple[int, int, int, str]]] = [[] for _ in scores.groups]
-        numbers: List[List[int]] = [[] for _ in scores.groups]
-        n_spans = 0
-        for s, (doc_i, start, end) in enumerate(scores.segments):
-            g, row = place[s]
-            for s_start, s_end, label in tags_to_spans(tags[doc_i][start:end], scheme):
-                spans[doc_i].append((start + s_start, start + s_end, label))
-                queries[g].append((row, s_start, s_end, label))
-                numbers[g].append(n_spans)
-                n_spans += 1
-        probs = numpy.zeros((n_spans,), dtype="float32")
-        for group, group_queries, group_numbers in zip(scores.groups, queries, numbers):
-            if group_queries:
-                probs[group_numbers] = self._chunk_probabilities(group, group_queries)
-        span_scores, k = [], 0
-        for doc_spans in spans:
-            span_scores.append(probs[k : k + len(doc_spans)])
-            k += len(doc_spans)
+        and label). best_paths: each group's decoded tag indices, (S, T)."""
+        tables = _chunk_tables(tuple(self.tag_names), self.cfg["scheme"])
+        segments = numpy.asarray(scores.segments, dtype=numpy.int64).reshape((-1, 3))
+        found = []  # per group: (segment, start, end, first tag, probability) of its spans
+        for group, best in zip(scores.groups, best_paths):
+            lengths = group.lengths.cpu().numpy()
+            rows, starts, ends = chunks_from_tag_ids(best, lengths, *tables[2:])
+            first_tags = best[rows, starts]
+            probs = self._chunk_probabilities(group, rows, starts, ends, tables[1][first_tags])
+            group_segments = numpy.asarray(group.rows, dtype=numpy.int64)[rows]
+            found.append((group_segments, starts, ends, first_tags, probs))
+        seg, starts, ends, first_tags, probs = (numpy.concatenate(x) for x in zip(*found))
+        doc_i = segments[seg, 0]
+        starts, ends = starts + segments[seg, 1], ends + segments[seg, 1]
+        order = numpy.lexsort((starts, doc_i))
+        doc_i, starts, ends = doc_i[order], starts[order], ends[order]
+        labels = [tables[0][t] for t in first_tags[order].tolist()]
+        probs = probs[order]
+        bounds = numpy.cumsum(numpy.bincount(doc_i, minlength=len(scores.doc_lengths)))
+        spans: List[List[Span3]] = []
+        span_scores: List[numpy.ndarray] = []
+        all_spans = list(zip(starts.tolist(), ends.tolist(), labels))
+        for k_start, k_end in zip([0, *bounds[:-1].tolist()], bounds.tolist()):
+            spans.append(all_spans[k_start:k_end])
+            span_scores.append(probs[k_start:k_end])
         return spans, span_scores
 
     def _chunk_probabilities(
-        self, group: CRFGroup, queries: List[Tuple[int, int, int, str]]
+        self,
+        group: CRFGroup,
+        rows: numpy.ndarray,
+        starts: numpy.ndarray,
+        ends: numpy.ndarray,
+        chunk_tags: numpy.ndarray,
     ) -> numpy.ndarray:
-        """The probabilities of (row, start, end, label) chunks of a group, float32 (N,).
+        """The probabilities of chunks [start, end) of a group's rows, float32 (N,);
+        chunk_tags (N, P): the tags a token of each chunk may carry, -1 padding.
         They are computed in float64: in float32 the log-partition of long or confident
         sequences leaves errors of 1e-5 and more."""
+        if not len(rows):
+            return numpy.zeros((0,), dtype="float32")
         pots, lengths = group.potentials.double(), group.lengths
         device = pots.device
-        label_tags, opens_first, opens, closes = _chunk_tables(
-            tuple(self.tag_names), self.cfg["scheme"]
-        )
+        _, _, opens_first, opens, closes = _chunk_tables(tuple(self.tag_names), self.cfg["scheme"])
         alpha, beta, log_z = forward_backward(pots, lengths)
         log_probs = chunk_log_prob(
             pots,
@@ -384,10 +392,7 @@ class CRFSequenceLabeler(TrainablePipe):
             beta,
             log_z,
             lengths,
-            torch.tensor([q[0] for q in queries], device=device),
-            torch.tensor([q[1] for q in queries], device=device),
-            torch.tensor([q[2] for q in queries], device=device),
-            torch.tensor([label_tags[q[3]] for q in queries], device=device),
+            *(torch.from_numpy(x).to(device) for x in (rows, starts, ends, chunk_tags)),
             *(torch.from_numpy(table).to(device) for table in (opens_first, opens, closes)),
         )
         return log_probs.exp().clamp(0.0, 1.0).cpu().numpy().astype("float32")
@@ -690,14 +695,20 @@ def _report_lm_losses(losses: Dict[str, float], lms: List[Tuple[str, Model]]) ->
 @lru_cache(maxsize=16)
 def _chunk_tables(
     names: Tuple[str, ...], scheme: str
-) -> Tuple[Dict[str, List[int]], numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-    """Each label's tag indices, and the scheme's chunk_boundaries over names."""
+) -> Tuple[List[str], numpy.ndarray, numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """Each tag's label ("" for "O"); for each tag, the tags of its label (n_tags, P),
+    -1 padding; and the scheme's chunk_boundaries over names."""
+    labels = [split_tag(name, scheme)[1] for name in names]
     label_tags: Dict[str, List[int]] = {}
-    for i, name in enumerate(names):
-        label = split_tag(name, scheme)[1]
+    for i, label in enumerate(labels):
         if label:
             label_tags.setdefault(label, []).append(i)
-    return (label_tags, *chunk_boundaries(names, scheme))
+    width = max((len(tags) for tags in label_tags.values()), default=1)
+    tags_of_label = numpy.full((len(names), width), -1, dtype=numpy.int64)
+    for i, label in enumerate(labels):
+        same = label_tags.get(label, [])
+        tags_of_label[i, : len(same)] = same
+    return (labels, tags_of_label, *chunk_boundaries(names, scheme))
 
 
 def _preview(example: Example, n_words: int = 8) -> str:

@@ -8,6 +8,8 @@ from spacy_lmcrf.tags import (
     SCHEMES,
     allowed_transitions,
     biluo_to_spans_and_missing,
+    chunk_boundaries,
+    chunks_from_tag_ids,
     convert_tags,
     spans_to_tags,
     tag_names,
@@ -434,3 +436,37 @@ def test_biluo_to_spans_and_missing_reads_spacy_examples():
         [(2, 4, "GPE")],
         [True, True, False, False, True, True, True],
     )
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_chunks_from_tag_ids_read_every_sequence_as_tags_to_spans(scheme):
+    """Every sequence up to MAX_LEN, valid or not, in one padded batch of rows."""
+    names = tag_names(LABELS, scheme)
+    rows = [
+        seq
+        for length in range(1, MAX_LEN[scheme] + 1)
+        for seq in itertools.product(range(len(names)), repeat=length)
+    ]
+    width = MAX_LEN[scheme]
+    # padding gets tags that would open or continue a chunk if they were read
+    tag_ids = np.full((len(rows), width), names.index(f"I-{LABELS[0]}"), dtype=np.int64)
+    for i, seq in enumerate(rows):
+        tag_ids[i, : len(seq)] = seq
+    lengths = np.array([len(seq) for seq in rows])
+    row, start, end = chunks_from_tag_ids(tag_ids, lengths, *chunk_boundaries(names, scheme))
+    expected = [
+        (i, s, e, label)
+        for i, seq in enumerate(rows)
+        for s, e, label in tags_to_spans([names[t] for t in seq], scheme)
+    ]
+    labels = [names[t].split("-", 1)[1] for t in tag_ids[row, start]]
+    assert list(zip(row.tolist(), start.tolist(), end.tolist(), labels)) == expected
+
+
+def test_chunks_from_tag_ids_no_chunks():
+    names = tag_names(LABELS, "BIOES")
+    outside = np.zeros((2, 3), dtype=np.int64) + names.index("O")
+    row, start, end = chunks_from_tag_ids(
+        outside, np.array([3, 1]), *chunk_boundaries(names, "BIOES")
+    )
+    assert row.shape == start.shape == end.shape == (0,)
