@@ -1,14 +1,17 @@
-"""Plot dev score against wall-clock minutes for several runs into one PNG.
+"""Plot dev score against wall-clock minutes (or epochs) for several runs into one PNG.
 
     python benchmarks/scripts/plot_curves.py [NAME=]PATTERN [...] [--n-seeds N] \\
-        --output curves.png [--budget-minutes 30] [--title TITLE]
+        --output curves.png [--budget-minutes 30] [--title TITLE] \\
+        [--x epochs --steps-per-epoch 1405]
 
 Each PATTERN (a glob, quoted, or a path with "{seed}" and --n-seeds N) is one group of
 runs drawn in one colour, one line per file (e.g. per seed): summaries of
 benchmarks/scripts/budget.py (their "curve") or the JSON-lines logs of
 spacy_lmcrf.TimedLogger.v1. The y axis is the dev score spaCy's training loop computes at
 each evaluation (F1 in percent for NER and chunking), the x axis the wall-clock minutes
-since training started. Needs matplotlib (the `bench` extra: pip install -e ".[bench]").
+since training started, or with `--x epochs` the passes over the training data (the step
+divided by --steps-per-epoch, the number of batches in one epoch). Needs matplotlib (the
+`bench` extra: pip install -e ".[bench]").
 """
 
 import argparse
@@ -22,12 +25,16 @@ from common import parse_groups
 Curve = List[Tuple[float, float]]
 
 
-def read_curve(path: Path) -> Curve:
-    """(minutes, score in percent) points of a budget summary or a TimedLogger log."""
+def read_curve(path: Path, x: str = "minutes", steps_per_epoch: Optional[int] = None) -> Curve:
+    """(minutes or epochs, score in percent) points of a budget summary or a TimedLogger log."""
+    if x not in ("minutes", "epochs"):
+        raise ValueError(f"x must be 'minutes' or 'epochs', not {x!r}")
+    if x == "epochs" and not steps_per_epoch:
+        raise ValueError("epochs on the x axis need steps_per_epoch")
     text = Path(path).read_text(encoding="utf8")
     if path.suffix == ".jsonl":
         points = [
-            (r["seconds"], None if r["score"] is None else 100 * r["score"])
+            (r["seconds"], r.get("step"), None if r["score"] is None else 100 * r["score"])
             for r in map(json.loads, filter(None, text.splitlines()))
             if r.get("event") == "evaluate"
         ]
@@ -37,8 +44,14 @@ def read_curve(path: Path) -> Curve:
             raise ValueError(
                 f"{path}: no 'curve' (expected a benchmarks/scripts/budget.py summary)"
             )
-        points = [(p["seconds"], p["score"]) for p in summary["curve"]]
-    curve = [(seconds / 60, score) for seconds, score in points if score is not None]
+        points = [(p["seconds"], p.get("step"), p["score"]) for p in summary["curve"]]
+    if x == "epochs" and any(step is None for _, step, _ in points):
+        raise ValueError(f"{path}: an evaluation without its step, so no epochs")
+    curve = [
+        (seconds / 60 if x == "minutes" else step / steps_per_epoch, score)
+        for seconds, step, score in points
+        if score is not None
+    ]
     if not curve:
         raise ValueError(f"{path}: no evaluation with a score")
     return curve
@@ -51,6 +64,7 @@ def plot(
     budget_minutes: Optional[float] = None,
     title: str = "Dev score against training time",
     ylabel: str = "dev F1 (%)",
+    xlabel: str = "wall-clock minutes since training started",
 ) -> None:
     import matplotlib
 
@@ -67,7 +81,7 @@ def plot(
             ax.plot(xs, ys, color=colour, alpha=0.8, linewidth=1.3, marker=".", label=label)
     if budget_minutes:
         ax.axvline(budget_minutes, color="grey", linestyle="--", linewidth=1, label="budget")
-    ax.set_xlabel("wall-clock minutes since training started")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
@@ -88,10 +102,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--budget-minutes", type=float, default=None)
     parser.add_argument("--title", default="Dev score against training time")
     parser.add_argument("--ylabel", default="dev F1 (%)")
+    parser.add_argument("--x", choices=("minutes", "epochs"), default="minutes")
+    parser.add_argument(
+        "--steps-per-epoch", type=int, default=None, help="batches per epoch, for --x epochs"
+    )
     args = parser.parse_args(argv)
     try:
         groups = [
-            (name, [read_curve(p) for p in paths])
+            (name, [read_curve(p, args.x, args.steps_per_epoch) for p in paths])
             for name, paths in parse_groups(args.groups, args.n_seeds)
         ]
     except (OSError, ValueError) as err:
@@ -103,6 +121,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         budget_minutes=args.budget_minutes,
         title=args.title,
         ylabel=args.ylabel,
+        xlabel=(
+            "wall-clock minutes since training started"
+            if args.x == "minutes"
+            else "epochs (passes over the training data)"
+        ),
     )
     print(f"Wrote {args.output}")
     return 0

@@ -222,6 +222,11 @@ def test_plot_curves_writes_png(tmp_path):
     )
     assert plot_curves.read_curve(paths[1])[-1] == (3.0, 91.0)
     assert plot_curves.read_curve(log) == [(0.5, 50.0)]
+    assert plot_curves.read_curve(paths[1], "epochs", 2)[-1] == (1.5, 91.0)
+    with pytest.raises(ValueError, match="without its step"):
+        plot_curves.read_curve(log, "epochs", 2)
+    with pytest.raises(ValueError, match="need steps_per_epoch"):
+        plot_curves.read_curve(log, "epochs")
     out = tmp_path / "out" / "curves.png"
     assert (
         plot_curves.main(
@@ -230,6 +235,16 @@ def test_plot_curves_writes_png(tmp_path):
         == 0
     )
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    by_epoch = tmp_path / "out" / "epochs.png"
+    assert (
+        plot_curves.main(
+            [f"a={tmp_path}/seed*.json", "--output", str(by_epoch)]
+            + ["--x", "epochs", "--steps-per-epoch", "2"]
+        )
+        == 0
+    )
+    assert by_epoch.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_curves.main([f"b={log}", "--output", str(by_epoch), "--x", "epochs"]) == 1
 
 
 @pytest.mark.slow
