@@ -342,14 +342,17 @@ class CRFSequenceLabeler(TrainablePipe):
         """Each decoded span and its marginal probability: the probability, over all
         tag sequences, that the decoded spans include exactly this one (its start, end
         and label). best_paths: each group's decoded tag indices, (S, T)."""
-        tables = _chunk_tables(tuple(self.tag_names), self.cfg["scheme"])
+        labels, tags_of_label, *boundaries = _chunk_tables(
+            tuple(self.tag_names), self.cfg["scheme"]
+        )
         segments = numpy.asarray(scores.segments, dtype=numpy.int64).reshape((-1, 3))
         found = []  # per group: (segment, start, end, first tag, probability) of its spans
         for group, best in zip(scores.groups, best_paths):
             lengths = group.lengths.cpu().numpy()
-            rows, starts, ends = chunks_from_tag_ids(best, lengths, *tables[2:])
+            rows, starts, ends = chunks_from_tag_ids(best, lengths, *boundaries)
             first_tags = best[rows, starts]
-            probs = self._chunk_probabilities(group, rows, starts, ends, tables[1][first_tags])
+            chunk_tags = tags_of_label[first_tags]
+            probs = self._chunk_probabilities(group, rows, starts, ends, chunk_tags, boundaries)
             group_segments = numpy.asarray(group.rows, dtype=numpy.int64)[rows]
             found.append((group_segments, starts, ends, first_tags, probs))
         seg, starts, ends, first_tags, probs = (numpy.concatenate(x) for x in zip(*found))
@@ -357,12 +360,12 @@ class CRFSequenceLabeler(TrainablePipe):
         starts, ends = starts + segments[seg, 1], ends + segments[seg, 1]
         order = numpy.lexsort((starts, doc_i))
         doc_i, starts, ends = doc_i[order], starts[order], ends[order]
-        labels = [tables[0][t] for t in first_tags[order].tolist()]
+        span_labels = [labels[t] for t in first_tags[order].tolist()]
         probs = probs[order]
         bounds = numpy.cumsum(numpy.bincount(doc_i, minlength=len(scores.doc_lengths)))
         spans: List[List[Span3]] = []
         span_scores: List[numpy.ndarray] = []
-        all_spans = list(zip(starts.tolist(), ends.tolist(), labels))
+        all_spans = list(zip(starts.tolist(), ends.tolist(), span_labels))
         for k_start, k_end in zip([0, *bounds[:-1].tolist()], bounds.tolist()):
             spans.append(all_spans[k_start:k_end])
             span_scores.append(probs[k_start:k_end])
@@ -375,16 +378,17 @@ class CRFSequenceLabeler(TrainablePipe):
         starts: numpy.ndarray,
         ends: numpy.ndarray,
         chunk_tags: numpy.ndarray,
+        boundaries: Sequence[numpy.ndarray],
     ) -> numpy.ndarray:
         """The probabilities of chunks [start, end) of a group's rows, float32 (N,);
-        chunk_tags (N, P): the tags a token of each chunk may carry, -1 padding.
+        chunk_tags (N, P): the tags a token of each chunk may carry, -1 padding;
+        boundaries: the scheme's chunk_boundaries (opens_first, opens, closes).
         They are computed in float64: in float32 the log-partition of long or confident
         sequences leaves errors of 1e-5 and more."""
         if not len(rows):
             return numpy.zeros((0,), dtype="float32")
         pots, lengths = group.potentials.double(), group.lengths
         device = pots.device
-        _, _, opens_first, opens, closes = _chunk_tables(tuple(self.tag_names), self.cfg["scheme"])
         alpha, beta, log_z = forward_backward(pots, lengths)
         log_probs = chunk_log_prob(
             pots,
@@ -393,7 +397,7 @@ class CRFSequenceLabeler(TrainablePipe):
             log_z,
             lengths,
             *(torch.from_numpy(x).to(device) for x in (rows, starts, ends, chunk_tags)),
-            *(torch.from_numpy(table).to(device) for table in (opens_first, opens, closes)),
+            *(torch.from_numpy(table).to(device) for table in boundaries),
         )
         return log_probs.exp().clamp(0.0, 1.0).cpu().numpy().astype("float32")
 
