@@ -14,7 +14,10 @@ exec((ROOT / "spacy_lmcrf" / "about.py").read_text(), version)
 TRANSFORMERS = ["spacy-transformers>=1.3.0,<1.5.0"]
 BENCH = ["matplotlib>=3.5"]
 LINT = ["ruff==0.17.6", "mypy==1.19.1"]
-TEST = ["pytest>=7", "weasel>=1.0.1", *TRANSFORMERS, *BENCH, *LINT]
+# setuptools>=70.1 for tests/tools/test_package.py: `spacy lmcrf package` builds wheels offline
+# (pip wheel --no-build-isolation), which needs setuptools' own bdist_wheel, and a new venv of
+# Python 3.11 has setuptools 65.5, without it.
+TEST = ["pytest>=7", "weasel>=1.0.1", "setuptools>=70.1", *TRANSFORMERS, *BENCH, *LINT]
 
 setup(
     name="spacy-lmcrf",
