@@ -136,6 +136,51 @@ def viterbi(pots: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
     return path, best_score
 
 
+def kbest_viterbi(pots: Tensor, lengths: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+    """The k best tag sequences (B, k, T), best first, padding filled with 0, and their
+    scores (B, k); a sequence has fewer than k tag sequences when L ** length < k, and
+    the ranks beyond them score -inf (their tags are meaningless).
+
+    List Viterbi: each (position, tag) keeps the k best partial sequences ending there,
+    each extended from one (previous tag, rank) entry, so the k sequences are distinct.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    pots, valid = _prepare(pots, lengths)
+    n_batch, n_steps, n_tags, _ = pots.shape
+    device = pots.device
+    # score[b, j, r]: the r-th best partial sequence ending in tag j
+    score = torch.full((n_batch, n_tags, k), float("-inf"), dtype=pots.dtype, device=device)
+    score[:, :, 0] = pots[:, 0, 0, :]
+    identity_tag = torch.arange(n_tags, device=device)[None, :, None].expand(n_batch, n_tags, k)
+    identity_rank = torch.arange(k, device=device)[None, None, :].expand(n_batch, n_tags, k)
+    backpointers = []
+    for t in range(1, n_steps):
+        # candidates (B, L_prev * k, L): previous (tag, rank) extended by each tag
+        candidates = (score[:, :, :, None] + pots[:, t, :, None, :]).reshape(n_batch, -1, n_tags)
+        best, index = candidates.topk(k, dim=1)  # (B, k, L), as L_prev * k >= k
+        best, index = best.transpose(1, 2), index.transpose(1, 2)  # (B, L, k)
+        step_valid = valid[:, t, None, None]
+        score = torch.where(step_valid, best, score)
+        # identity backpointers at padding carry each entry back unchanged
+        backpointers.append(
+            (
+                torch.where(step_valid, index // k, identity_tag),
+                torch.where(step_valid, index % k, identity_rank),
+            )
+        )
+    best_scores, final = score.reshape(n_batch, -1).topk(k, dim=1)  # (B, k)
+    tag, entry = final // k, final  # entry: tag * k + rank, the flat index into (L, k)
+    tags = [tag]
+    for prev_tag, prev_rank in reversed(backpointers):
+        tag = prev_tag.reshape(n_batch, -1).gather(1, entry)
+        entry = tag * k + prev_rank.reshape(n_batch, -1).gather(1, entry)
+        tags.append(tag)
+    paths = torch.stack(tags[::-1], dim=2)  # (B, k, T)
+    paths = torch.where(valid[:, None, :], paths, torch.zeros_like(paths))
+    return paths, best_scores
+
+
 def forward_backward(pots: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """Return log_alpha (B, T, L), log_beta (B, T, L) and logZ (B,).
 

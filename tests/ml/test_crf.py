@@ -10,6 +10,7 @@ from spacy_lmcrf.ml.crf import (
     crf_loss,
     forward_backward,
     gold_tag_mask,
+    kbest_viterbi,
     log_partition,
     marginals,
     viterbi,
@@ -464,3 +465,34 @@ def test_training_sanity(pairwise):
     with torch.no_grad():
         path, _ = viterbi(crf(model(x), lengths), lengths)
     assert torch.equal(path[valid], tags[valid])
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 30])
+def test_kbest_viterbi_brute_force(k):
+    """The k best sequences are the k highest-scoring ones of an exhaustive enumeration,
+    distinct, best first, each with its own score; beyond the L ** length sequences a
+    row has, the ranks score -inf."""
+    pots, lengths = _random_pots(seed=3)
+    paths, scores = kbest_viterbi(pots, lengths, k)
+    assert paths.shape == (len(LENGTHS), k, MAX_T) and scores.shape == (len(LENGTHS), k)
+    for b, length in enumerate(lengths.tolist()):
+        seqs, all_scores = _all_scores(pots[b], length)
+        expected = all_scores.sort(descending=True).values[:k]
+        n_real = min(k, len(seqs))
+        assert torch.allclose(scores[b, :n_real], expected, atol=1e-9)
+        assert bool(torch.isneginf(scores[b, n_real:]).all())
+        found = [tuple(paths[b, r, :length].tolist()) for r in range(n_real)]
+        assert len(set(found)) == n_real
+        for r, seq in enumerate(found):
+            assert float(_score(pots[b], seq)) == pytest.approx(float(scores[b, r]), abs=1e-9)
+        assert bool((paths[b, :, length:] == 0).all())
+
+
+def test_kbest_viterbi_first_is_viterbi():
+    pots, lengths = _random_pots(seed=4)
+    best, best_score = viterbi(pots, lengths)
+    paths, scores = kbest_viterbi(pots, lengths, 3)
+    assert torch.equal(paths[:, 0], best)
+    assert torch.allclose(scores[:, 0], best_score)
+    with pytest.raises(ValueError, match="k must be"):
+        kbest_viterbi(pots, lengths, 0)
