@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
 import numpy
 import srsly
@@ -30,7 +30,14 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer
 
-from ..ml.crf import chunk_log_prob, crf_loss, forward_backward, restrict_tags, viterbi
+from ..ml.crf import (
+    NEG_INF,
+    chunk_log_prob,
+    crf_loss,
+    forward_backward,
+    restrict_tags,
+    viterbi,
+)
 from ..ml.models.crf_tagger import CRFGroup, CRFScores, get_crf_module
 from ..ml.models.lm_lstm_tok2vec import LM_LOSS, LM_LOSS_SCALE, lm_loss_layers, pop_lm_loss
 from ..tags import (
@@ -45,6 +52,8 @@ from ..tags import (
 from ..training.corpus import CORPUS_KEY, doc_corpus
 from ..training.optimizers import clip_gradient_norm, report_training_loss
 from .defaults import DEFAULT_MAX_LOSS_PER_TOKEN
+from .nbest import SentencePaths, nbest_paths
+from .rehearsal import HandOverGradients, rehearsal_loss
 from .serialize import (
     CHECKSUM_KEY,
     check_cfg,
@@ -130,6 +139,8 @@ class CRFSequenceLabeler(TrainablePipe):
         self._loss_since_step = 0.0
         # (losses key, layer) of the co-trained LMs in upstream tok2vec components
         self._shared_lms: List[Tuple[str, Model]] = []
+        # the copy nlp.resume_training() makes, whose predictions rehearse() keeps
+        self._rehearsal_model: Optional[Model] = None
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -293,13 +304,7 @@ class CRFSequenceLabeler(TrainablePipe):
                 [numpy.zeros((0,), dtype="float32") for _ in docs] if spans is not None else None
             )
             return CRFPrediction(tags, spans, span_scores)
-        if not all(bool(torch.isfinite(group.potentials).all()) for group in scores.groups):
-            raise ValueError(
-                f"'{self.name}': the model gives non-finite scores (NaN or infinity), so its "
-                "output would be meaningless: its weights are damaged or training diverged."
-            )
-        if self.cfg["scheme"]:
-            scores = self._outside_on_space(scores, docs)
+        scores = self._checked_and_constrained(scores, docs)
         best_paths = []
         for group in scores.groups:
             best_tensor, _ = viterbi(group.potentials, group.lengths)
@@ -313,27 +318,95 @@ class CRFSequenceLabeler(TrainablePipe):
         spans, span_scores = self._span_probabilities(scores, best_paths)
         return CRFPrediction(tags, spans, span_scores)
 
-    def _outside_on_space(self, scores: CRFScores, docs: List[Doc]) -> CRFScores:
-        """The scores with "O" forced on whitespace tokens, so that no span includes
-        one (spaCy's NER lets no entity start on whitespace). Decoding, and so every
-        decoded sequence and span probability, sees only sequences that respect it."""
+    def nbest(self, docs: Iterable[Doc], k: int = 5) -> List[List[SentencePaths]]:
+        """The k most probable tag sequences of each sentence (or window) of each doc,
+        with their probabilities, as the component decodes them (whitespace tokens "O",
+        preset entities kept): exact, by list Viterbi over the CRF. Run the pipeline's
+        components before this one on the docs first (nlp(text) does).
+
+        docs (Iterable[Doc]): the docs.
+        k (int): how many sequences per sentence at most.
+        RETURNS (List[List[SentencePaths]]): per doc, its sentences in order, each with
+            its best tag sequences, best first (a doc of another corpus: none).
+        """
+        docs = list(docs)
+        per_doc: List[List[SentencePaths]] = [[] for _ in docs]
+        mine = [i for i, doc in enumerate(docs) if self.is_mine(doc)]
+        if not mine:
+            return per_doc
+        mine_docs = [docs[i] for i in mine]
+        scores = self._checked_and_constrained(self.model.predict(mine_docs), mine_docs)
+        found = nbest_paths(scores, self.tag_names, self.cfg["scheme"], k)
+        for i, sentences in zip(mine, found):
+            per_doc[i] = sentences
+        return per_doc
+
+    def _checked_and_constrained(self, scores: CRFScores, docs: List[Doc]) -> CRFScores:
+        """scores, refused when not finite, and _constrained when there is a scheme."""
+        if not all(bool(torch.isfinite(group.potentials).all()) for group in scores.groups):
+            raise ValueError(
+                f"'{self.name}': the model gives non-finite scores (NaN or infinity), so its "
+                "output would be meaningless: its weights are damaged or training diverged."
+            )
+        return self._constrained(scores, docs) if self.cfg["scheme"] else scores
+
+    def _fixed_spans(self, doc: Doc) -> List[Span3]:
+        """Spans already on doc that decoding must keep (start, end, label); none here."""
+        return []
+
+    def _constrained(self, scores: CRFScores, docs: List[Doc]) -> CRFScores:
+        """The scores restricted to the tag sequences decoding must respect: "O" on
+        whitespace tokens, so that no span includes one (spaCy's NER lets no entity
+        start on whitespace), and each fixed span (_fixed_spans) decoded as exactly that
+        span. A fixed span the CRF cannot represent (a label it does not know, a
+        whitespace token, or tokens of two segments) gets "O" on its tokens instead, so
+        that nothing decoded overlaps it. Viterbi and every span probability see only
+        the sequences that respect this."""
         is_space = [doc.to_array(IS_SPACE).astype(bool) for doc in docs]
-        if not any(flags.any() for flags in is_space):
+        fixed = [self._fixed_spans(doc) for doc in docs]
+        if not any(flags.any() for flags in is_space) and not any(fixed):
             return scores
+        labels, _, opens_first, opens, closes = _chunk_tables(
+            tuple(self.tag_names), self.cfg["scheme"]
+        )
         outside = numpy.array([name == OUTSIDE for name in self.tag_names])
+        label_tags = {label: numpy.array([x == label for x in labels]) for label in self.labels}
         groups = []
         for group in scores.groups:
-            space = numpy.zeros(tuple(group.potentials.shape[:2]), dtype=bool)
+            n_rows, n_steps, n_tags = group.potentials.shape[:3]
+            allowed = numpy.ones((n_rows, n_steps, n_tags), dtype=bool)
+            pairs: Optional[numpy.ndarray] = None
             for row, s in enumerate(group.rows):
                 doc_i, start, end = scores.segments[s]
-                space[row, : end - start] = is_space[doc_i][start:end]
-            if space.any():
-                allowed = numpy.ones((*space.shape, len(outside)), dtype=bool)
-                allowed[space] = outside
-                allowed_tensor = torch.from_numpy(allowed).to(group.potentials.device)
-                potentials = restrict_tags(group.potentials, allowed_tensor)
-                group = replace(group, potentials=potentials)
-            groups.append(group)
+                allowed[row, : end - start][is_space[doc_i][start:end]] = outside
+                for span_start, span_end, label in fixed[doc_i]:
+                    if span_end <= start or span_start >= end:
+                        continue
+                    first, stop = max(span_start, start) - start, min(span_end, end) - start
+                    if not (
+                        start <= span_start
+                        and span_end <= end
+                        and label in label_tags
+                        and not is_space[doc_i][span_start:span_end].any()
+                    ):
+                        allowed[row, first:stop] &= outside
+                        continue
+                    allowed[row, first:stop] &= label_tags[label]
+                    if pairs is None:
+                        pairs = numpy.ones((n_rows, n_steps, n_tags, n_tags), dtype=bool)
+                    pairs[row, first] &= opens if first else opens_first[None, :]
+                    pairs[row, first + 1 : stop] &= ~closes
+                    if stop < end - start:
+                        pairs[row, stop] &= closes
+            potentials = group.potentials
+            if not allowed.all():
+                potentials = restrict_tags(potentials, torch.from_numpy(allowed))
+            if pairs is not None:
+                penalty = numpy.where(pairs, 0.0, NEG_INF)
+                potentials = potentials + torch.from_numpy(penalty).to(
+                    device=potentials.device, dtype=potentials.dtype
+                )
+            groups.append(replace(group, potentials=potentials))
         return replace(scores, groups=groups)
 
     def _span_probabilities(
@@ -467,6 +540,51 @@ class CRFSequenceLabeler(TrainablePipe):
             self.finish_update(cast(Optimizer, sgd))  # neither None nor False here
         losses[self.name] += loss
         _report_lm_losses(losses, own_lms + self._shared_lms)
+        return losses
+
+    def rehearse(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """A rehearsal update, as spaCy's components make one: after
+        nlp.resume_training() (which copies the model), teach the model to keep the
+        copy's tag-sequence distribution on the examples' docs (their annotation is not
+        read). The loss, losses[self.name], is KL(copy || model) summed over the
+        sentences (see spacy_lmcrf.pipeline.rehearsal); a co-trained LM learns from
+        the text as in update. Without resume_training there is no copy, and nothing
+        changes (spaCy's components do the same).
+
+        examples (Iterable[Example]): the batch; only its predicted docs are read.
+        drop (float): unused (dropout is the model's setting, as in update).
+        sgd (Optional[Optimizer]): the optimizer, or the gradient collector
+            nlp.rehearse passes.
+        losses (Optional[Dict[str, float]]): the loss of each component, updated.
+        RETURNS (Dict[str, float]): losses.
+        """
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, f"{type(self).__name__}.rehearse")
+        docs = [eg.predicted for eg in examples if self.is_mine(eg.predicted)]
+        if self._rehearsal_model is None or not any(len(doc) for doc in docs):
+            return losses
+        teacher = self._rehearsal_model.predict(docs)
+        own_lms = [(f"{self.name}_lm", node) for node in lm_loss_layers(self.model)]
+        scores, backprop = self.model.begin_update(docs)
+        loss, d_potentials = rehearsal_loss(scores, teacher)
+        backprop(d_potentials)
+        self._has_gradient = True
+        if sgd not in (None, False):
+            # nlp.rehearse passes a function that collects the gradients, not an Optimizer
+            step = sgd if isinstance(sgd, Optimizer) else HandOverGradients(cast(Any, sgd))
+            self.finish_update(cast(Optimizer, step))
+        losses[self.name] += loss
+        _report_lm_losses(losses, own_lms)
         return losses
 
     def _segment_lengths(self) -> List[int]:

@@ -1,6 +1,6 @@
 """lm_crf_ner: named entities from a CRF, written to doc.ents with their probabilities."""
 
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.attrs import ENT_IOB, IDX, IS_SPACE, ORTH
@@ -28,6 +28,7 @@ TOKEN_IDENTITY = [ORTH, IDX]
         "corpus": None,
         "max_loss_per_token": DEFAULT_MAX_LOSS_PER_TOKEN,
         "spans_key": None,
+        "overwrite_ents": False,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -41,6 +42,7 @@ def make_lm_crf_ner(
     corpus: Optional[str],
     max_loss_per_token: float,
     spans_key: Optional[str],
+    overwrite_ents: bool,
     scorer: Optional[Callable],
 ) -> "CRFEntityRecognizer":
     """A CRF named-entity recognizer (LM-LSTM-CRF by default).
@@ -55,6 +57,9 @@ def make_lm_crf_ner(
     max_loss_per_token (float): training stops with an error when a batch's loss per
         token exceeds this (a diverged model: a working CRF starts near the log of its
         number of tags) or is not finite; 0: only non-finite losses stop it.
+    overwrite_ents (bool): False (as spaCy's ner): entities already on a doc (from an
+        entity_ruler upstream, or user code) are kept and the CRF decodes the rest around
+        them, their tags fixed; True: they are replaced by the CRF's entities.
     scorer (Optional[Callable]): the scoring method.
     """
     component = CRFEntityRecognizer(
@@ -68,6 +73,7 @@ def make_lm_crf_ner(
         spans_key=spans_key or name,
         scorer=scorer,
     )
+    component.overwrite_ents = overwrite_ents
     component.find_shared_lms(nlp)
     return component
 
@@ -94,7 +100,14 @@ def gold_spans_and_missing(example: Example) -> Tuple[List[Span3], List[bool]]:
 
 
 class CRFEntityRecognizer(CRFSequenceLabeler):
-    """Writes doc.ents (every other token O) and doc.spans[spans_key] with probabilities."""
+    """Writes doc.ents (every other token O) and doc.spans[spans_key] with probabilities.
+
+    overwrite_ents (bool): whether the entities already on a doc are replaced (True) or
+        kept, the CRF decoding around them (False, the default, as spaCy's ner). Not in
+        cfg: the pipeline's config sets it, and it may be changed on a loaded pipeline.
+    """
+
+    overwrite_ents = False
 
     def _labels_from_examples(self, examples: Iterable[Example]) -> Iterable[str]:
         return {ent.label_ for eg in examples for ent in eg.reference.ents}
@@ -106,12 +119,30 @@ class CRFEntityRecognizer(CRFSequenceLabeler):
         spans, missing = gold_spans_and_missing(example)
         return spans_to_tags(len(example.predicted), spans, self.cfg["scheme"], missing)
 
+    def _preset_ents(self, doc: Doc) -> Sequence[Span]:
+        """The entities already on doc that are kept: all unless overwrite_ents."""
+        return () if self.overwrite_ents else doc.ents
+
+    def _fixed_spans(self, doc: Doc) -> List[Span3]:
+        return [(ent.start, ent.end, ent.label_) for ent in self._preset_ents(doc)]
+
     def _write_annotations(self, docs: List[Doc], prediction: CRFPrediction) -> None:
+        """doc.ents: the decoded entities and, unless overwrite_ents, the entities
+        already there (kept as they were, kb_id included; decoding already respected
+        them: see _constrained), each with its probability (1 for a kept entity the CRF
+        cannot represent); other tokens "O"."""
         # a span labeler has a scheme, so its predictions have spans and scores
         assert prediction.spans is not None and prediction.span_scores is not None
         for doc, spans, scores in zip(docs, prediction.spans, prediction.span_scores):
-            ents = [Span(doc, start, end, label=label) for start, end, label in spans]
+            kept = {(ent.start, ent.end, ent.label_): ent for ent in self._preset_ents(doc)}
+            found = []
+            for span, prob in zip(spans, scores.tolist()):
+                ent = kept.pop(span) if span in kept else Span(doc, *span[:2], label=span[2])
+                found.append((ent, prob))
+            found.extend((ent, 1.0) for ent in kept.values())
+            found.sort(key=lambda pair: pair[0].start)
+            ents = [ent for ent, _ in found]
             doc.set_ents(ents, default="outside")
             group = SpanGroup(doc, name=self.cfg["spans_key"], spans=ents)
-            group.attrs["scores"] = scores
+            group.attrs["scores"] = numpy.asarray([prob for _, prob in found], dtype="float32")
             doc.spans[self.cfg["spans_key"]] = group
