@@ -28,6 +28,8 @@ setup(
     license="MIT",
     license_files=["LICENSE"],
     packages=find_packages(include=["spacy_lmcrf", "spacy_lmcrf.*"]),
+    # the shipped configs (spacy_lmcrf/configs links to configs/), for `spacy lmcrf init-config`
+    package_data={"spacy_lmcrf": ["configs/*.cfg"]},
     python_requires=">=3.10",
     install_requires=[
         "spacy>=3.8.0,<3.9.0",
