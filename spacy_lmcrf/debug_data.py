@@ -754,7 +754,7 @@ def debug_data_cli(
     """Analyze the training and dev data for the CRF components (lm_crf_ner,
     lm_crf_spans, lm_crf_tagger), as `spacy debug data` does for spaCy's ner, spancat
     and tagger, whose checks it runs for those factories only. Reads the corpora with
-    the config's [corpora] readers; overrides as in `spacy train` (--paths.train
+    the config's corpus readers, as training does; overrides as in `spacy train` (--paths.train
     train.spacy --paths.dev dev.spacy). Reports label counts, labels missing from
     train, annotation missing (unknown to the CRF, not O), whitespace and overlapping
     spans, and spans crossing the sentences or windows the CRF reads. Exits with 1 if
