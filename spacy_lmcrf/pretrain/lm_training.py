@@ -15,6 +15,9 @@ evaluation, every checkpoint_minutes of training (0 = only at evaluations), and 
 run is stopped by SIGINT (Ctrl-C) or SIGTERM: the step under way is finished, the
 checkpoint written, and the run ends (a second signal aborts at once). `--resume` goes on
 from any of them exactly as if the run had not stopped.
+
+The progress bar (loop.RunProgress) shows the time left when the run has a budget: the
+share of max_minutes or max_steps spent, whichever ends first.
 """
 
 import math
@@ -40,11 +43,10 @@ from typing import (
 import numpy
 import torch
 from thinc.api import Config
-from tqdm import tqdm
 from wasabi import msg
 
 from ..ml.modules.tensor_file import load_checked_module, read_tensor_file, write_tensor_file
-from .loop import CheckpointTimer, RunClock, StopOnSignals, StopRule, append_log
+from .loop import CheckpointTimer, RunClock, RunProgress, StopOnSignals, StopRule, append_log
 from .text import text_files
 
 # settings a resumed run may change (how long to go on); the others must match the checkpoint
@@ -311,7 +313,7 @@ def pretrain_lms(
     text), task.last_file, checkpoint.msgpack (everything a resume needs) and log.jsonl.
     Returns the final record of the log; stopped by SIGINT or SIGTERM, it holds the
     signal's name under "signal" (and the checkpoint is written)."""
-    with StopOnSignals() as signals:
+    with StopOnSignals(Path(output_dir) / CHECKPOINT) as signals:
         return _pretrain_lms(
             task, settings, Path(output_dir), resume, gpu_id, show_progress, signals
         )
@@ -488,12 +490,12 @@ def _pretrain_lms(
         )
 
     signals.install()
-    bar = tqdm(
-        total=training["max_steps"] or None,
-        initial=progress["step"],
+    bar = RunProgress(
+        training["max_steps"],
+        training["max_minutes"],
+        progress["step"],
+        clock.seconds,
         disable=not show_progress,
-        unit="step",
-        dynamic_ncols=True,
     )
     last_record: Dict[str, Any] = {}
     stop = stop_reason()
@@ -535,20 +537,17 @@ def _pretrain_lms(
                     progress[units_key] += n_units
                     progress["step"] += 1
                     position["window"] = window_index + 1
-                    bar.update(1)
-                    if running["units"]:
-                        mean_nats = (
-                            (running["forward"] + running["backward"]) / 2 / running["units"]
-                        )
-                        bar.set_postfix(
-                            **{
-                                metric: f"{task.from_nats(mean_nats):.3f}",
-                                f"{unit}_per_s": (
-                                    f"{progress[units_key] / max(clock.seconds, 1e-9):,.0f}"
-                                ),
-                            },
-                            refresh=False,
-                        )
+                    mean_nats = (running["forward"] + running["backward"]) / 2 / running["units"]
+                    bar.update(
+                        progress["step"],
+                        clock.seconds,
+                        **{
+                            metric: f"{task.from_nats(mean_nats):.3f}",
+                            f"{unit}_per_s": (
+                                f"{progress[units_key] / max(clock.seconds, 1e-9):,.0f}"
+                            ),
+                        },
+                    )
                     if progress["step"] % training["eval_every"] == 0:
                         last_record = evaluate()
                         bar.write(describe(last_record))

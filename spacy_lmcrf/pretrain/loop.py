@@ -1,5 +1,5 @@
 """What every LM pretraining run shares: when to evaluate, when to stop, when to write a
-checkpoint, the clock, the signals that stop a run, and the log."""
+checkpoint, the clock, the signals that stop a run, the progress bar, and the log."""
 
 import json
 import os
@@ -8,7 +8,9 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, Dict, Optional, Union
+from typing import IO, Any, Callable, Dict, Optional, Union
+
+from tqdm import tqdm
 
 SignalHandler = Union[Callable[[int, Optional[FrameType]], Any], int, None]
 
@@ -60,6 +62,93 @@ class StopRule:
         return None
 
 
+def budget_spent(step: int, seconds: float, max_steps: int, max_minutes: float) -> float:
+    """The share of a run's budget spent, from 0 to 1: the larger of the step budget's
+    share (max_steps) and the time budget's (max_minutes), as the run stops at whichever
+    ends first; a budget of 0 is no limit (both 0: always 0)."""
+    shares = [0.0]
+    if max_steps:
+        shares.append(step / max_steps)
+    if max_minutes:
+        shares.append(seconds / (60 * max_minutes))
+    return min(1.0, max(shares))
+
+
+class RunProgress:
+    """The progress bar of a run, with a remaining time wherever the run has a budget.
+
+    With a time budget (max_minutes), the bar is the percentage of the budget spent
+    (budget_spent: time or steps, whichever ends first), so tqdm's remaining time is
+    when the budget runs out, estimated from the rate so far; the step is shown beside
+    it. Otherwise it counts steps, out of max_steps if set (tqdm's own remaining time),
+    or with no total and no remaining time. max_epochs and patience may end a run
+    sooner than the bar says.
+
+    max_steps (int), max_minutes (float): the run's budgets (0: no limit).
+    step (int), seconds (float): where the run starts (a resumed run: not at 0).
+    disable (bool): show nothing.
+    file (Optional[IO]): where the bar is drawn (tqdm's default: stderr).
+    """
+
+    def __init__(
+        self,
+        max_steps: int,
+        max_minutes: float,
+        step: int = 0,
+        seconds: float = 0.0,
+        *,
+        disable: bool = False,
+        file: Optional[IO] = None,
+    ) -> None:
+        self.max_steps = max_steps
+        self.max_minutes = max_minutes
+        if max_minutes:
+            budget = f"{max_minutes:g} min" + (f" or {max_steps} steps" if max_steps else "")
+            self.bar = tqdm(
+                total=100,
+                initial=self.position(step, seconds),
+                desc=budget,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+                disable=disable,
+                file=file,
+                dynamic_ncols=True,
+            )
+        else:
+            self.bar = tqdm(
+                total=max_steps or None,
+                initial=step,
+                unit="step",
+                disable=disable,
+                file=file,
+                dynamic_ncols=True,
+            )
+
+    @property
+    def by_time(self) -> bool:
+        """Whether the bar measures the budget in percent (there is a time budget)."""
+        return bool(self.max_minutes)
+
+    def position(self, step: int, seconds: float) -> float:
+        """The bar's position after `step` steps and `seconds` of run time."""
+        if self.by_time:
+            return 100 * budget_spent(step, seconds, self.max_steps, self.max_minutes)
+        return step
+
+    def update(self, step: int, seconds: float, **postfix: str) -> None:
+        """Move the bar to `step` steps and `seconds` of run time, showing postfix."""
+        if self.by_time:
+            postfix = {"step": str(step), **postfix}
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(self.position(step, seconds) - self.bar.n)
+
+    def write(self, line: str) -> None:
+        """Print a line above the bar."""
+        self.bar.write(line)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def append_log(path: Path, record: Dict[str, Any]) -> None:
     """One JSON line per event (evaluations, the end of the run)."""
     with Path(path).open("a", encoding="utf8") as file_:
@@ -91,13 +180,18 @@ class StopOnSignals:
     which the loop checks after every step to write a checkpoint and end; a second one
     aborts at once (KeyboardInterrupt). Leaving the context restores the previous
     handlers. Outside the main thread (where Python cannot handle signals) it does
-    nothing."""
+    nothing.
+
+    checkpoint_path (Optional[Path]): where the checkpoint goes, named in the notice
+        printed when a signal comes.
+    """
 
     SIGNALS = ("SIGINT", "SIGTERM")
 
-    def __init__(self) -> None:
+    def __init__(self, checkpoint_path: Optional[Path] = None) -> None:
         self.received: Optional[str] = None
         self.previous: Dict[int, SignalHandler] = {}
+        self.checkpoint_path = checkpoint_path
 
     def __enter__(self) -> "StopOnSignals":
         return self
@@ -127,7 +221,8 @@ class StopOnSignals:
             raise KeyboardInterrupt(f"{name} again: aborted without a checkpoint")
         self.received = name
         # os.write, not print: a handler may run in the middle of another write to stderr
-        notice = f"\n{name}: stopping after this step to write a checkpoint (again: abort)\n"
+        where = f" to {self.checkpoint_path}" if self.checkpoint_path is not None else ""
+        notice = f"\n{name}: stopping after this step to write a checkpoint{where} (again: abort)\n"
         try:
             os.write(2, notice.encode())
         except OSError:

@@ -178,7 +178,7 @@ def test_time_checkpoints_survive_a_crash_and_resume_exactly(text_dir):  # noqa:
     assert_same_run("char", straight, crashed)
 
 
-def test_a_second_signal_aborts(text_dir):  # noqa: F811
+def test_a_second_signal_aborts(text_dir, capfd):  # noqa: F811
     config = char_config(
         text_dir / "train", text_dir / "dev.txt", max_steps=50, checkpoint_minutes=0
     )
@@ -192,6 +192,10 @@ def test_a_second_signal_aborts(text_dir):  # noqa: F811
         pretrain_with_action("char", config, text_dir / "out", 25, signal_twice)
     assert signal.getsignal(signal.SIGINT) is handler
     assert checkpoint_step(text_dir / "out") == 20  # the last evaluation's, intact
+    notice = (
+        f"SIGINT: stopping after this step to write a checkpoint to {text_dir / 'out' / CHECKPOINT}"
+    )
+    assert notice in capfd.readouterr().err
 
 
 @pytest.mark.slow
@@ -232,6 +236,9 @@ def test_sigterm_stops_the_cli_with_a_checkpoint_that_resumes(text_dir):  # noqa
         process.kill()
     assert process.returncode == 128 + signal.SIGTERM, stdout + stderr
     assert "SIGTERM" in stdout + stderr and "Traceback" not in stderr
+    assert (
+        f"SIGTERM: stopping after this step to write a checkpoint to {out / CHECKPOINT}" in stderr
+    )
     end = read_log(out / "log.jsonl")[-1]
     assert end["event"] == "end" and end["signal"] == "SIGTERM"
     stopped_at = end["step"]
