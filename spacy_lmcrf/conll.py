@@ -21,17 +21,17 @@ the DocBin about 8 times slower):
   (CoNLL-2000: "IOB2"; the chunk column of CoNLL-2003: "IOB1").
 * ``task="pos"``: ``token.tag_`` from the tag column.
 
-Command line::
+Command line (``spacy lmcrf convert``, ``split-dev``, ``slice``, ``sample``,
+``count``; ``python -m spacy_lmcrf.conll`` runs the same commands, convert when
+its first argument names none of the others)::
 
-    python -m spacy_lmcrf.conll INPUT OUTPUT --task ner [--column -1]
+    spacy lmcrf convert INPUT OUTPUT --task ner [--column -1]
         [--scheme IOB1] [--spans-key chunks] [--expect-sentences N]
         [--expect-tokens N] [--store-user-data]
-    python -m spacy_lmcrf.conll split-dev DOCS TRAIN_OUT DEV_OUT
-        --n-dev 1000 [--seed 0]
-    python -m spacy_lmcrf.conll slice DOCS OUTPUT --start 0 --end 3132
-    python -m spacy_lmcrf.conll sample DOCS OUTPUT --fraction 0.1 [--seed 0]
-    python -m spacy_lmcrf.conll count INPUT [--expect-sentences N]
-        [--expect-tokens N]
+    spacy lmcrf split-dev DOCS TRAIN_OUT DEV_OUT --n-dev 1000 [--seed 0]
+    spacy lmcrf slice DOCS OUTPUT --start 0 --end 3132
+    spacy lmcrf sample DOCS OUTPUT --fraction 0.1 [--seed 0]
+    spacy lmcrf count INPUT [--expect-sentences N] [--expect-tokens N]
 
 The first writes a ``.spacy`` DocBin and checks it against an independent
 count of the input and a re-encoding of every entity/chunk. ``split-dev``
@@ -44,7 +44,6 @@ rate r of Yang et al. 2016's Table 8. ``count`` counts the sentences and
 tokens of a CoNLL file and fails unless they are the expected numbers.
 """
 
-import argparse
 import gzip
 import random
 import re
@@ -62,6 +61,8 @@ from .tags import SCHEMES, spans_to_tags, tags_to_spans
 PathLike = Union[str, Path]
 
 TASKS: Tuple[str, ...] = ("ner", "chunk", "pos")
+# the commands of `spacy lmcrf` that work on CoNLL files and DocBins
+COMMANDS: Tuple[str, ...] = ("convert", "split-dev", "slice", "sample", "count")
 DOCSTART = "-DOCSTART-"
 DOC_START_KEY = "conll_doc_start"
 LINE_KEY = "conll_line"
@@ -448,121 +449,17 @@ def check_counts(
     return n_sentences, n_tokens
 
 
-def _convert_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m spacy_lmcrf.conll",
-        description="Convert a CoNLL file to a verified spaCy DocBin "
-        "(or use the 'split-dev' subcommand).",
-    )
-    parser.add_argument("input", type=Path, help="CoNLL file (plain or .gz)")
-    parser.add_argument("output", type=Path, help=".spacy file to write")
-    parser.add_argument("--task", required=True, choices=TASKS)
-    parser.add_argument("--column", type=int, default=-1, help="tag column index")
-    parser.add_argument("--scheme", default="IOB1", choices=SCHEMES)
-    parser.add_argument("--spans-key", default="chunks")
-    parser.add_argument("--expect-sentences", type=int, default=None)
-    parser.add_argument("--expect-tokens", type=int, default=None)
-    parser.add_argument(
-        "--store-user-data",
-        action="store_true",
-        help="also store each doc's -DOCSTART- flag and line number (slower)",
-    )
-    return parser
-
-
-def _split_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m spacy_lmcrf.conll split-dev",
-        description="Hold out random docs of a DocBin as a dev set.",
-    )
-    parser.add_argument("docs", type=Path, help=".spacy file to split")
-    parser.add_argument("train_out", type=Path)
-    parser.add_argument("dev_out", type=Path)
-    parser.add_argument("--n-dev", type=int, required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    return parser
-
-
-def _slice_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m spacy_lmcrf.conll slice",
-        description="Write the docs START:END of a DocBin (a contiguous split).",
-    )
-    parser.add_argument("docs", type=Path, help=".spacy file to take docs from")
-    parser.add_argument("output", type=Path)
-    parser.add_argument("--start", type=int, required=True)
-    parser.add_argument("--end", type=int, required=True, help="exclusive")
-    return parser
-
-
-def _sample_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m spacy_lmcrf.conll sample",
-        description="Write a random fraction of the docs of a DocBin, in order.",
-    )
-    parser.add_argument("docs", type=Path, help=".spacy file to take docs from")
-    parser.add_argument("output", type=Path)
-    parser.add_argument("--fraction", type=float, required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    return parser
-
-
-def _count_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m spacy_lmcrf.conll count",
-        description="Count the sentences and tokens of a CoNLL file, checking them.",
-    )
-    parser.add_argument("input", type=Path, help="CoNLL file (plain or .gz)")
-    parser.add_argument("--expect-sentences", type=int, default=None)
-    parser.add_argument("--expect-tokens", type=int, default=None)
-    return parser
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command line entry point; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv[:1] == ["slice"]:
-            args = _slice_parser().parse_args(argv[1:])
-            n_docs = slice_docs(args.docs, args.output, args.start, args.end)
-            print(f"docs {args.start}:{args.end} ({n_docs}) -> {args.output}")
-            return 0
-        if argv[:1] == ["sample"]:
-            args = _sample_parser().parse_args(argv[1:])
-            n_docs = sample_docs(args.docs, args.output, args.fraction, args.seed)
-            print(f"{n_docs} docs ({args.fraction:g}, seed {args.seed}) -> {args.output}")
-            return 0
-        if argv[:1] == ["count"]:
-            args = _count_parser().parse_args(argv[1:])
-            n_sentences, n_tokens = check_counts(
-                args.input, args.expect_sentences, args.expect_tokens
-            )
-            print(f"{args.input}: sentences={n_sentences} tokens={n_tokens}")
-            return 0
-        if argv[:1] == ["split-dev"]:
-            args = _split_parser().parse_args(argv[1:])
-            n_train, n_dev = split_dev(
-                args.docs, args.train_out, args.dev_out, args.n_dev, args.seed
-            )
-            print(f"train={n_train} -> {args.train_out} dev={n_dev} -> {args.dev_out}")
-            return 0
-        args = _convert_parser().parse_args(argv)
-        n_sentences, n_tokens = convert(
-            args.input,
-            args.output,
-            task=args.task,
-            column=args.column,
-            scheme=args.scheme,
-            spans_key=args.spans_key,
-            expect_sentences=args.expect_sentences,
-            expect_tokens=args.expect_tokens,
-            store_user_data=args.store_user_data,
-        )
-    except (OSError, ValueError) as err:
-        print(f"Error: {err}", file=sys.stderr)
-        return 1
-    print(f"sentences={n_sentences} tokens={n_tokens} -> {args.output}")
-    return 0
+    """`python -m spacy_lmcrf.conll [COMMAND] ...`: `spacy lmcrf COMMAND` for COMMAND
+    convert, split-dev, slice, sample or count, and convert when the first argument
+    names none of them; returns the exit status."""
+    from .cli import run_as_program
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    prog = "python -m spacy_lmcrf.conll"
+    if args and args[0] in COMMANDS:
+        return run_as_program(args[0], args[1:], f"{prog} {args[0]}")
+    return run_as_program("convert", args, prog)
 
 
 if __name__ == "__main__":

@@ -25,15 +25,14 @@ BIOES/BILUO they follow the usual IOBES extension of it (``E``/``S`` close a
 chunk, ``B``/``S`` open one), which the 2004 script does not know (it merges
 ``E-X B-X``), so ``write_conlleval`` writes IOB2 unless asked otherwise.
 
-Command line::
+Command line (``python -m spacy_lmcrf.conlleval`` runs the same command)::
 
-    python -m spacy_lmcrf.conlleval FILE [--scheme IOB2]
+    spacy lmcrf conlleval FILE [--scheme IOB2]
 
 prints the report; ``--scheme none`` reads plain tags (e.g. POS) and counts
 token accuracy only.
 """
 
-import argparse
 import re
 import sys
 from collections import Counter
@@ -388,28 +387,12 @@ def write_conlleval(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="python -m spacy_lmcrf.conlleval",
-        description="Print conlleval's report for a file of 'token gold predicted' lines.",
-    )
-    parser.add_argument("file", type=Path)
-    parser.add_argument(
-        "--scheme",
-        default="IOB2",
-        choices=[*SCHEMES, "none"],
-        help="tag scheme of the file (IOB1 and IOB2 read alike); 'none': plain "
-        "tags such as POS, token accuracy only",
-    )
-    args = parser.parse_args(argv)
-    scheme = None if args.scheme == "none" else args.scheme
-    try:
-        counts = evaluate_file(args.file, scheme)
-    except (OSError, ValueError) as err:
-        print(f"Error: {err}", file=sys.stderr)
-        return 1
-    sys.stdout.write(format_report(counts) if scheme else format_accuracy(counts))
-    return 0
+    """`python -m spacy_lmcrf.conlleval`: `spacy lmcrf conlleval` (the same arguments);
+    returns the exit status."""
+    from .cli import run_as_program
+
+    args = sys.argv[1:] if argv is None else argv
+    return run_as_program("conlleval", args, "python -m spacy_lmcrf.conlleval")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """Evaluate a trained pipeline with conlleval's counting, cross-checked with spaCy's Scorer.
 
-    python -m spacy_lmcrf.evaluate MODEL DATA --output metrics.json \\
+    spacy lmcrf evaluate MODEL DATA --output metrics.json \\
         --conll-output preds.txt [--kind ner|spans|tags] [--spans-key chunks] \\
-        [--scheme IOB2] [--gpu-id -1] [--batch-size 256]
+        [--scheme IOB2] [--gpu-id -1] [--batch-size 256] \\
+        [--displacy-path DIR] [--displacy-limit 25]
+
+(or ``python -m spacy_lmcrf.evaluate`` with the same arguments).
 
 The pipeline runs (nlp.pipe, batched) over the gold tokens of every doc of the
 .spacy DATA, as the CoNLL evaluations and the papers do: no re-tokenization,
@@ -20,16 +23,21 @@ the printed report. spaCy's Scorer scores the same predictions (``Scorer(nlp).sc
 components' own scorers); its micro P/R/F1 (and per type) or tag accuracy
 must equal conlleval's. The JSON records both; a disagreement exits with
 status 1 after writing it.
+
+``--displacy-path`` writes displaCy's HTML of the predictions of the first
+``--displacy-limit`` docs: entities.html (style "ent", kind ner) or spans.html
+(style "span", kind spans). spaCy's own ``spacy evaluate --displacy-path`` draws
+entities only for a component named by the factory "ner", so it draws nothing for
+lm_crf_ner. Token tags have no displaCy view.
 """
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import spacy
+from spacy import displacy
 from spacy.language import Language
 from spacy.scorer import Scorer
 from spacy.tokens import Doc, DocBin
@@ -47,6 +55,22 @@ from .tags import SCHEMES
 from .training.corpus import CORPUS_KEY
 
 TOLERANCE = 1e-6  # in percentage points; spaCy adds 1e-100 to its denominators
+# kind -> (displaCy style, file name); the names spacy evaluate --displacy-path uses
+DISPLACY = {"ner": ("ent", "entities.html"), "spans": ("span", "spans.html")}
+
+
+def load_pipeline(model: Union[str, Path]) -> Language:
+    """spacy.load, with a clear error for a directory that is not a pipeline.
+
+    model (Union[str, Path]): a pipeline directory or an installed package's name.
+    RETURNS (Language): the pipeline.
+    """
+    path = Path(model)
+    if path.exists() and not (path / "config.cfg").is_file():
+        raise ValueError(
+            f"not a spaCy pipeline (a directory with config.cfg and meta.json): {path}"
+        )
+    return spacy.load(str(model))  # a str: a package's name or a path
 
 
 def predict_on_gold_tokens(
@@ -120,8 +144,43 @@ def disagreements(ours: Dict[str, Any], theirs: Dict[str, Any], kind: str) -> Li
     return found
 
 
+def render_displacy(
+    docs: Sequence[Doc], kind: str, spans_key: str, output_dir: Path, limit: int = 25
+) -> Path:
+    """Write displaCy's HTML page of the first docs' entities or spans.
+
+    docs (Sequence[Doc]): the predicted docs.
+    kind (str): "ner" (doc.ents, style "ent") or "spans" (doc.spans[spans_key], "span").
+    spans_key (str): the spans' key, for kind "spans".
+    output_dir (Path): the directory of the page (made if needed).
+    limit (int): how many docs, from the first.
+    RETURNS (Path): the file written: entities.html or spans.html.
+    """
+    check_displacy(kind, limit)
+    style, file_name = DISPLACY[kind]
+    options = {"spans_key": spans_key} if style == "span" else {}
+    html = displacy.render(
+        list(docs[:limit]), style=style, page=True, jupyter=False, options=options
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / file_name
+    path.write_text(html, encoding="utf8")
+    return path
+
+
+def check_displacy(kind: str, limit: int) -> None:
+    """Raise ValueError unless displaCy can draw `kind` (ner, spans) and limit is positive."""
+    if kind not in DISPLACY:
+        raise ValueError(
+            f"--displacy-path draws entities (--kind ner) or spans (--kind spans); "
+            f"displaCy has no view of --kind {kind}"
+        )
+    if limit < 1:
+        raise ValueError(f"--displacy-limit must be positive, got {limit}")
+
+
 def evaluate(
-    model: Path,
+    model: Union[str, Path],
     data: Path,
     conll_output: Path,
     *,
@@ -131,13 +190,21 @@ def evaluate(
     gpu_id: int = -1,
     batch_size: int = 256,
     corpus: Optional[str] = None,
+    displacy_path: Optional[Path] = None,
+    displacy_limit: int = 25,
 ) -> Dict[str, Any]:
-    """Predict, write the conlleval file, and return the metrics dict (see the module doc)."""
+    """Predict, write the conlleval file, and return the metrics dict (see the module
+    doc). With displacy_path, also write displaCy's HTML of the first displacy_limit
+    predicted docs there (render_displacy); "displacy_html" names the file."""
     if kind not in KINDS:
         raise ValueError(f"Unknown kind {kind!r}: expected one of {', '.join(KINDS)}")
+    if scheme not in SCHEMES:
+        raise ValueError(f"Unknown tag scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
+    if displacy_path is not None:
+        check_displacy(kind, displacy_limit)
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
-    nlp = spacy.load(model)
+    nlp = load_pipeline(model)
     gold_docs = list(DocBin().from_disk(data).get_docs(nlp.vocab))
     start = time.perf_counter()
     examples = predict_on_gold_tokens(nlp, gold_docs, batch_size, corpus)
@@ -153,6 +220,10 @@ def evaluate(
         metrics = {key: metrics[key] for key in ("tokens", "correct_tags", "accuracy")}
     theirs = spacy_scores(nlp, examples, kind, spans_key)
     problems = disagreements(metrics, theirs, kind)
+    displacy_file = None
+    if displacy_path is not None:
+        predicted = [eg.predicted for eg in examples]
+        displacy_file = render_displacy(predicted, kind, spans_key, displacy_path, displacy_limit)
     return {
         "model": str(model),
         "data": str(data),
@@ -169,55 +240,18 @@ def evaluate(
         "words_per_second": n_tokens / seconds if seconds > 0 else None,
         "gpu_id": gpu_id,
         "corpus": corpus,
+        "displacy_html": None if displacy_file is None else str(displacy_file),
+        "displacy_docs": None if displacy_file is None else min(displacy_limit, len(examples)),
     }
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="python -m spacy_lmcrf.evaluate",
-        description="Evaluate a pipeline with conlleval's counting on a .spacy corpus.",
-    )
-    parser.add_argument("model", type=Path, help="pipeline directory or package name")
-    parser.add_argument("data", type=Path, help=".spacy file with the gold docs")
-    parser.add_argument("--output", type=Path, required=True, help="metrics JSON to write")
-    parser.add_argument("--conll-output", type=Path, required=True, help="conlleval file to write")
-    parser.add_argument("--kind", default="ner", choices=KINDS)
-    parser.add_argument("--spans-key", default="chunks")
-    parser.add_argument("--scheme", default="IOB2", choices=SCHEMES)
-    parser.add_argument("--gpu-id", type=int, default=-1)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument(
-        "--corpus",
-        default=None,
-        help="tag the docs with this corpus name (a language of a cross-lingual pipeline)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        result = evaluate(
-            args.model,
-            args.data,
-            args.conll_output,
-            kind=args.kind,
-            spans_key=args.spans_key,
-            scheme=args.scheme,
-            gpu_id=args.gpu_id,
-            batch_size=args.batch_size,
-            corpus=args.corpus,
-        )
-    except (OSError, ValueError) as err:
-        print(f"Error: {err}", file=sys.stderr)
-        return 1
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
-    sys.stdout.write(result["report"])
-    if not result["spacy_scorer_agrees"]:
-        print(
-            "Error: spaCy's Scorer disagrees with conlleval: " + "; ".join(result["disagreements"]),
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    """`python -m spacy_lmcrf.evaluate`: `spacy lmcrf evaluate` (the same arguments);
+    returns the exit status."""
+    from .cli import run_as_program
+
+    args = sys.argv[1:] if argv is None else argv
+    return run_as_program("evaluate", args, "python -m spacy_lmcrf.evaluate")
 
 
 if __name__ == "__main__":

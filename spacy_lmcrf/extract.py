@@ -1,6 +1,8 @@
 """A single-language (or single-task) pipeline out of a joint one.
 
-    python -m spacy_lmcrf.extract JOINT OUTPUT --keep ner_es [--name ner] [--lang es]
+    spacy lmcrf extract JOINT OUTPUT --keep ner_es [--name ner] [--lang es]
+
+(or ``python -m spacy_lmcrf.extract`` with the same arguments).
 
 Keeps the components named by --keep (one or more heads) and every tok2vec component
 they listen to, in the joint pipeline's order, sourced with their trained weights into a
@@ -10,9 +12,7 @@ doc without a corpus name, so the extracted pipeline labels plain text like the 
 one labels that language's docs.
 """
 
-import argparse
 import sys
-from pathlib import Path
 from typing import List, Optional, Protocol, Sequence, cast
 
 import spacy
@@ -71,25 +71,12 @@ def _copy(nlp: Language) -> Language:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m spacy_lmcrf.extract",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("joint", type=Path, help="the joint pipeline's directory")
-    parser.add_argument("output", type=Path)
-    parser.add_argument("--keep", nargs="+", required=True, help="the head(s) to keep")
-    parser.add_argument("--name", default=None, help="new name of the kept head")
-    parser.add_argument("--lang", default=None, help="language of the new pipeline")
-    args = parser.parse_args(argv)
-    try:
-        nlp = extract(spacy.load(args.joint), args.keep, lang=args.lang, name=args.name)
-    except (OSError, ValueError) as err:
-        print(f"Error: {err}", file=sys.stderr)
-        return 1
-    nlp.to_disk(args.output)
-    print(f"{', '.join(nlp.pipe_names)} -> {args.output}")
-    return 0
+    """`python -m spacy_lmcrf.extract`: `spacy lmcrf extract` (the same arguments);
+    returns the exit status."""
+    from .cli import run_as_program
+
+    args = sys.argv[1:] if argv is None else argv
+    return run_as_program("extract", args, "python -m spacy_lmcrf.extract")
 
 
 if __name__ == "__main__":

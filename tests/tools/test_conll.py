@@ -346,6 +346,25 @@ def test_split_dev_command_line(tmp_path, capsys):
     assert main(args + ["--n-dev", "5"]) == 1
 
 
+def test_module_program_runs_every_conll_command(tmp_path, capsys):
+    """`python -m spacy_lmcrf.conll COMMAND`: the commands of `spacy lmcrf`, convert by
+    default."""
+    path = write(tmp_path, NER_4)
+    docs = tmp_path / "all.spacy"
+    assert main(["convert", str(path), str(docs), "--task", "ner"]) == 0
+    assert main(["count", str(path), "--expect-sentences", "3", "--expect-tokens", "12"]) == 0
+    assert main(["slice", str(docs), str(tmp_path / "s.spacy"), "--start", "1", "--end", "3"]) == 0
+    assert main(["sample", str(docs), str(tmp_path / "f.spacy"), "--fraction", "0.5"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        f"{path}: sentences=3 tokens=12",
+        f"docs 1:3 (2) -> {tmp_path / 's.spacy'}",
+        f"2 docs (0.5, seed 0) -> {tmp_path / 'f.spacy'}",
+    ]
+    assert main(["count", str(path), "--expect-sentences", "4"]) == 1
+    assert capsys.readouterr().err == f"Error: {path}: expected 4 sentences, found 3\n"
+    assert main(["slice", str(docs), str(tmp_path / "s.spacy"), "--start", "1"]) == 2  # usage
+
+
 # The shipped demo samples (no shared data needed).
 
 

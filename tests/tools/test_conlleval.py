@@ -261,6 +261,16 @@ def test_cli_prints_the_report(tmp_path, capsys):
     assert capsys.readouterr().out == KNOWN_REPORT
 
 
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    """`python -m spacy_lmcrf.conlleval` runs `spacy lmcrf conlleval`: bad input, exit 1."""
+    assert main([str(tmp_path / "missing.txt")]) == 1
+    assert capsys.readouterr().err == f"Error: conlleval file not found: {tmp_path}/missing.txt\n"
+    path = tmp_path / "bad.txt"
+    path.write_text("a B-X B-X\nb I-Y\n", encoding="utf8")
+    assert main([str(path)]) == 1
+    assert capsys.readouterr().err.startswith(f"Error: {path}:2: expected 3 columns")
+
+
 def test_empty_file_report(tmp_path):
     path = tmp_path / "empty.txt"
     path.write_text("\n\n", encoding="utf8")

@@ -5,11 +5,15 @@ import json
 
 import pytest
 import spacy
+from spacy.cli._util import app
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
+from typer.testing import CliRunner
 
+import spacy_lmcrf.cli  # noqa: F401 (adds `lmcrf` to spaCy's app, as the entry point does)
 from spacy_lmcrf.conlleval import read_conlleval
-from spacy_lmcrf.evaluate import disagreements, evaluate, main
+from spacy_lmcrf.evaluate import disagreements, evaluate, main, render_displacy
+from spacy_lmcrf.tags import tags_to_spans
 
 from ..util import TINY_TOK2VEC, ner_examples
 
@@ -108,6 +112,41 @@ def test_cli_error_on_wrong_spans_key(tmp_path, tags_and_chunks_model, capsys):
     )
     assert code == 1
     assert "doc.spans['nope']" in capsys.readouterr().err
+
+
+def test_spacy_lmcrf_evaluate_draws_the_predicted_entities(tmp_path, ner_model):
+    """`spacy lmcrf evaluate --displacy-path`: entities.html holds every predicted entity's
+    label (spaCy's own --displacy-path draws nothing for lm_crf_ner)."""
+    model, data = ner_model
+    preds, html_dir = tmp_path / "p.txt", tmp_path / "html"
+    args = [str(model), str(data), "--output", str(tmp_path / "m.json"), "--conll-output"]
+    result = CliRunner().invoke(
+        app,
+        ["lmcrf", "evaluate", *args, str(preds), "--displacy-path", str(html_dir)]
+        + ["--displacy-limit", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    page = html_dir / "entities.html"
+    assert result.stdout.endswith(f"displaCy HTML of 2 docs -> {page}\n")
+    labels = {
+        label
+        for sentence in read_conlleval(preds)[:2]
+        for _, _, label in tags_to_spans(sentence.pred, "IOB2")
+    }
+    html = page.read_text(encoding="utf8")
+    assert labels and all(f">{label}</span>" in html for label in labels)
+    assert "Peter" in html and "Angela" not in html  # the first two docs only
+    assert json.loads((tmp_path / "m.json").read_text())["displacy_html"] == str(page)
+
+
+def test_render_displacy_spans_and_no_view_of_tags(tmp_path, tags_and_chunks_model):
+    _, data = tags_and_chunks_model
+    docs = list(DocBin().from_disk(data).get_docs(spacy.blank("en").vocab))
+    page = render_displacy(docs, "spans", "chunks", tmp_path / "html")
+    assert page == tmp_path / "html" / "spans.html"
+    assert all(label in page.read_text(encoding="utf8") for label in ("NP", "VP"))
+    with pytest.raises(ValueError, match="no view of --kind tags"):
+        render_displacy(docs, "tags", "chunks", tmp_path / "html")
 
 
 def test_disagreements_are_reported():
