@@ -2,7 +2,7 @@
 probability, and write a displaCy page of the result.
 
     python -m spacy lmcrf annotate training/demo/model-best "Angela Merkel visited Paris ." \\
-        --input assets/demo_texts.txt --displacy-path metrics/demo.html
+        --input assets/demo_texts.txt --displacy-path metrics/demo_displacy
 """
 
 from pathlib import Path
@@ -11,12 +11,12 @@ from typing import Iterable, List, Optional, Tuple
 import spacy
 import srsly
 import typer
-from spacy import displacy
 from spacy.cli._util import Arg, Opt
 from spacy.language import Language
 from spacy.tokens import Doc
 from wasabi import msg
 
+from .evaluate import render_displacy
 from .pipeline import CRFEntityRecognizer, CRFSequenceLabeler, CRFTagger
 
 SpanRow = Tuple[str, str, float]
@@ -60,16 +60,15 @@ def scored_spans(doc: Doc, key: str) -> List[SpanRow]:
     return [(span.text, span.label_, p) for span, p in zip(group, probabilities)]
 
 
-def render_html(nlp: Language, docs: List[Doc]) -> str:
-    """A displaCy page: the entities (style "ent") when a CRF NER wrote them, else the
-    first CRF span labeler's spans (style "span")."""
+def displacy_kind(nlp: Language) -> Tuple[str, str]:
+    """(kind, spans key) to draw: "ner" when a CRF NER is in the pipeline, else "spans"
+    with the first CRF span labeler's key."""
     keys = span_keys(nlp)
     if not keys:
         raise ValueError("the pipeline has no lm_crf_ner or lm_crf_spans component to show")
     if any(isinstance(nlp.get_pipe(name), CRFEntityRecognizer) for name, _ in keys):
-        return displacy.render(docs, style="ent", page=True, jupyter=False)
-    options = {"spans_key": keys[0][1]}
-    return displacy.render(docs, style="span", page=True, jupyter=False, options=options)
+        return "ner", keys[0][1]
+    return "spans", keys[0][1]
 
 
 def annotate(
@@ -88,12 +87,13 @@ def annotate_cli(
         None, "--input", "-i", help="Text file (one text per line) or .jsonl with 'text'"
     ),
     displacy_path: Optional[Path] = Opt(
-        None, "--displacy-path", "-dp", help="Write a displaCy HTML page of the result here"
+        None, "--displacy-path", "-dp", help="Directory for a displaCy HTML page of the result"
     ),
     gpu_id: int = Opt(-1, "--gpu-id", "-g", help="GPU ID or -1 for CPU"),
 ):
     """Annotate new text with a trained pipeline: print every entity (or span) with its
-    probability (the CRF's marginal), and optionally write a displaCy page."""
+    probability (the CRF's marginal), and optionally write a displaCy page
+    (DIR/entities.html, or DIR/spans.html for a span labeler)."""
     all_texts = list(texts or [])
     try:
         if input_path is not None:
@@ -118,12 +118,11 @@ def annotate_cli(
                 msg.text(f"    (no {key})")
     if displacy_path is not None:
         try:
-            html = render_html(nlp, docs)
+            kind, key = displacy_kind(nlp)
         except ValueError as error:
             msg.fail(str(error), exits=1)
-        displacy_path.parent.mkdir(parents=True, exist_ok=True)
-        displacy_path.write_text(html, encoding="utf8")
-        msg.good(f"displaCy page of {len(docs)} texts", str(displacy_path))
+        page = render_displacy(docs, kind, key, displacy_path, limit=len(docs))
+        msg.good(f"displaCy page of {len(docs)} texts", str(page))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """`spacy lmcrf ...`: every command of spacy-lmcrf, in spaCy's CLI (entry point group
 spacy_cli), grouped in `spacy lmcrf --help` as:
 
-    training     train, pretrain-char-lm, pretrain-word-lm, hold-out-text
+    training     init-config, debug-data, train, pretrain-char-lm, pretrain-word-lm,
+                 hold-out-text
     CoNLL data   convert, split-dev, slice, sample, count
     evaluation   evaluate, conlleval
-    pipelines    extract
+    pipelines    annotate, package, extract
 
 python -m spacy lmcrf train configs/lmcrf_ner.cfg --output training \\
     --paths.train TRAIN --paths.dev DEV
@@ -41,14 +42,20 @@ from spacy import util
 from spacy.cli._util import Arg, Opt, app, parse_config_overrides, show_validation_error
 from typer.core import TyperGroup
 
+from .annotate import annotate_cli
+from .debug_data import CONTEXT_SETTINGS, debug_data_cli
+from .init_config import init_config_cli
+from .packaging import package_cli
+
 lmcrf_cli = typer.Typer(
     name="lmcrf",
     help=(
         "spacy-lmcrf commands.\n\n\b\n"
-        "training:    train, pretrain-char-lm, pretrain-word-lm, hold-out-text\n"
+        "training:    init-config, debug-data, train, pretrain-char-lm, pretrain-word-lm,\n"
+        "             hold-out-text\n"
         "CoNLL data:  convert, split-dev, slice, sample, count\n"
         "evaluation:  evaluate, conlleval\n"
-        "pipelines:   extract"
+        "pipelines:   annotate, package, extract"
     ),
     no_args_is_help=True,
     rich_markup_mode=None,  # plain help, as spaCy's own commands print it
@@ -472,3 +479,7 @@ def extract_cli(
 
 # Commands defined in other modules join here, one line each after their import:
 # lmcrf_cli.command(NAME)(FUNCTION).
+lmcrf_cli.command("init-config")(init_config_cli)
+lmcrf_cli.command("debug-data", context_settings=CONTEXT_SETTINGS)(debug_data_cli)
+lmcrf_cli.command("annotate")(annotate_cli)
+lmcrf_cli.command("package")(package_cli)

@@ -350,6 +350,7 @@ def test_project_workflows(project):
         "demo-vectors",
         "demo-train",
         "demo-evaluate",
+        "demo-annotate",
     ]
     assert (
         project["vars"]["gpu_id"],

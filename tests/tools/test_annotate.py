@@ -30,12 +30,13 @@ def _run(*args):
 def test_annotate_prints_probabilities_and_writes_displacy(model_dir, tmp_path):
     texts = tmp_path / "texts.jsonl"
     texts.write_text(json.dumps({"text": "Angela Merkel met Emmanuel Macron in Paris"}) + "\n")
-    html = tmp_path / "out" / "ents.html"
+    out = tmp_path / "out"
     result = _run(
-        model_dir, "Peter Blackburn lives in Berlin .", "--input", texts, "--displacy-path", html
+        model_dir, "Peter Blackburn lives in Berlin .", "--input", texts, "--displacy-path", out
     )
     assert result.exit_code == 0, result.output
     assert "Peter Blackburn" in result.output and "PER" in result.output
+    html = out / "entities.html"
     page = html.read_text()
     assert "Peter Blackburn" in page and "PER" in page and "Paris" in page
     assert str(html) in result.output

@@ -30,6 +30,10 @@ COMMANDS = [
     "evaluate",
     "conlleval",
     "extract",
+    "init-config",
+    "debug-data",
+    "annotate",
+    "package",
 ]
 CONLL = "EU B-ORG\nrejects O\n\nPeter B-PER\nBlackburn I-PER\n"
 
