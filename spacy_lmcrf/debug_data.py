@@ -494,22 +494,25 @@ def check_sequences(
     spec: LabelerSpec, train: AnnotationStats, dev: AnnotationStats
 ) -> List[Finding]:
     """Spans crossing the sequences the CRF runs over (sentences of the predicted doc, or
-    windows of max_length tokens): their gold tags break off at the cut, which the CRF's
-    scheme forbids, so the gold path scores about -10,000 per cut and the batch's loss
-    jumps (training stops with TrainingDiverged, or takes a huge step). Spans crossing
+    windows of max_length tokens): the CRF cannot decode them, and in training their
+    tags are unknown (tags.unknown_across_cuts), so they teach nothing. Spans crossing
     the reference's sentence boundaries are warned of, as spaCy does."""
     if spec.kind == "tagger" or spec.max_length is None:
         return []
     plural = KIND_NAMES[spec.kind][0]
     findings = []
-    for split, stats, level in (("train", train, FAIL), ("dev", dev, WARN)):
+    for split, stats, level in (("train", train, WARN), ("dev", dev, WARN)):
         if stats.crossing_sequences:
             findings.append(
                 Finding(
                     level,
                     f"{len(stats.crossing_sequences)} {split} {plural} cross the sequences the "
-                    f"CRF reads (sentences, or windows of {spec.max_length} tokens): their "
-                    "gold tags are a path the CRF forbids",
+                    f"CRF reads (sentences, or windows of {spec.max_length} tokens): it cannot "
+                    + (
+                        "learn them (their tags are left unknown)"
+                        if split == "train"
+                        else "find them"
+                    ),
                     tuple(stats.crossing_sequences[:N_SHOWN]),
                 )
             )

@@ -15,6 +15,7 @@ Decoding follows the chunk start/end rules of the CoNLL ``conlleval`` script
 the official evaluation reads them.
 """
 
+from functools import lru_cache
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
@@ -313,6 +314,78 @@ def chunks_from_tag_ids(
     flat_starts = row * (n_steps + 1) + start
     end = flat_ends[np.searchsorted(flat_ends, flat_starts, side="right")] - row * (n_steps + 1)
     return row, start, end
+
+
+@lru_cache(maxsize=16)
+def _cut_tables(tag_names: Tuple[str, ...], scheme: str) -> Tuple[np.ndarray, ...]:
+    """(labels, may_start, may_end, opens_first, opens, closes) over tag_names: each tag's
+    label ("" for O), which tags may begin and end a sequence, and the chunk edges."""
+    labels = np.array([split_tag(name, scheme)[1] for name in tag_names], dtype=object)
+    _, may_start, may_end = allowed_transitions(tag_names, scheme)
+    return (labels, may_start, may_end, *chunk_boundaries(tag_names, scheme))
+
+
+def unknown_across_cuts(
+    tag_ids: Sequence[int], cuts: Iterable[int], tag_names: Sequence[str], scheme: str
+) -> np.ndarray:
+    """The gold tag indices of a doc (-1: unknown) made valid for sequences that start
+    at cuts (sentences, or max_length windows, that the CRF reads separately): cut in
+    two, a chunk's halves are tag sequences the scheme forbids (I- or E- first, B- or
+    I- last), whose loss is about 10,000 nats. So a chunk a cut crosses is made unknown
+    on both sides; a chunk that starts at a cut with a tag no sequence may start with
+    (IOB1's B-, after a chunk of its label) gets the tag that starts it there (I-);
+    and a chunk next to unknown tags across the cut, whose tags could not begin (or
+    end) a sequence, is made unknown too.
+
+    tag_ids (Sequence[int]): the doc's gold tag indices into tag_names, -1 unknown.
+    cuts (Iterable[int]): the positions where a sequence starts, 0 < cut < len.
+    RETURNS (np.ndarray): the new tag indices.
+    """
+    ids = np.array(tag_ids, dtype=np.int64)
+    labels, may_start, may_end, opens_first, opens, closes = _cut_tables(tuple(tag_names), scheme)
+    n = len(ids)
+    for cut in sorted(set(cuts)):
+        if not 0 < cut < n:
+            continue
+        before, after = int(ids[cut - 1]), int(ids[cut])
+        crosses = before >= 0 and after >= 0 and labels[after] and not closes[before, after]
+        crosses = crosses and bool(labels[before])
+        if before >= 0 and after >= 0 and opens[before, after] and not may_start[after]:
+            after = ids[cut] = _restart_tag(ids, cut, labels, may_start, opens_first, closes)
+        if after >= 0 and (crosses or not may_start[after]):
+            end = cut
+            while end + 1 < n and ids[end + 1] >= 0 and not closes[ids[end], ids[end + 1]]:
+                end += 1
+            ids[cut : end + 1] = -1
+        if before >= 0 and (crosses or not may_end[before]):
+            start = cut - 1
+            while start > 0 and ids[start - 1] >= 0 and not opens[ids[start - 1], ids[start]]:
+                start -= 1
+            ids[start:cut] = -1
+    return ids
+
+
+def _restart_tag(
+    ids: np.ndarray,
+    cut: int,
+    labels: np.ndarray,
+    may_start: np.ndarray,
+    opens_first: np.ndarray,
+    closes: np.ndarray,
+) -> int:
+    """The tag that starts ids[cut]'s chunk at a sequence's first position, with the
+    same label and the same edge before the next tag; ids[cut] if there is none."""
+    tag = int(ids[cut])
+    following = int(ids[cut + 1]) if cut + 1 < len(ids) else -1
+    for other in range(len(labels)):
+        if (
+            labels[other] == labels[tag]
+            and may_start[other]
+            and opens_first[other]
+            and (following < 0 or closes[other, following] == closes[tag, following])
+        ):
+            return other
+    return tag
 
 
 def biluo_to_spans_and_missing(

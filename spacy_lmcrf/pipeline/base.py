@@ -48,6 +48,7 @@ from ..tags import (
     chunks_from_tag_ids,
     split_tag,
     tag_names,
+    unknown_across_cuts,
 )
 from ..training.corpus import CORPUS_KEY, doc_corpus
 from ..training.optimizers import clip_gradient_norm, report_training_loss
@@ -719,9 +720,24 @@ class CRFSequenceLabeler(TrainablePipe):
             per_doc.append(ids)
         return per_doc
 
-    @staticmethod
-    def _gold_groups(per_doc: Sequence[Sequence[int]], scores: CRFScores) -> List[torch.Tensor]:
-        """The gold tag indices of each group of scores, (S, T) like its rows."""
+    def _gold_groups(
+        self, per_doc: Sequence[Sequence[int]], scores: CRFScores
+    ) -> List[torch.Tensor]:
+        """The gold tag indices of each group of scores, (S, T) like its rows. With a
+        scheme, a gold chunk that a segment boundary cuts is unknown on both sides
+        (tags.unknown_across_cuts): its halves would be paths the CRF forbids."""
+        if self.cfg["scheme"]:
+            cuts: Dict[int, List[int]] = {}
+            for doc_i, start, _ in scores.segments:
+                if start > 0:
+                    cuts.setdefault(doc_i, []).append(start)
+            names = self.tag_names
+            per_doc = [
+                unknown_across_cuts(ids, cuts[i], names, self.cfg["scheme"]).tolist()
+                if i in cuts
+                else ids
+                for i, ids in enumerate(per_doc)
+            ]
         golds = []
         for group in scores.groups:
             gold = numpy.full(tuple(group.potentials.shape[:2]), -1, dtype="int64")

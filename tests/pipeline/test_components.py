@@ -6,6 +6,7 @@ import sys
 import numpy
 import pytest
 import spacy
+from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import make_tempdir, registry
 from thinc.api import Model
@@ -465,3 +466,16 @@ def test_crf_infers_its_input_width_at_initialize(known_at_init):
         nlp.to_disk(tmp)
         nlp3 = spacy.load(tmp)
         assert [_ner_output(doc) for doc in nlp3.pipe(texts)] == predicted
+
+
+def test_gold_entity_across_a_window_cut_is_not_a_forbidden_path():
+    """A doc without sentences is read in windows of max_length tokens; a gold entity
+    the cut crosses is unknown on both sides instead of two halves the scheme forbids
+    (which cost about 10,000 nats each and stopped training as diverged)."""
+    nlp = make_nlp("lm_crf_ner", {"model": {"max_length": 4}})
+    words = "the man Peter Blackburn Smith lives here".split()
+    tags = ["O", "O", "B-PER", "I-PER", "I-PER", "O", "O"]
+    example = Example(Doc(nlp.vocab, words=words), Doc(nlp.vocab, words=words, ents=tags))
+    nlp.initialize(lambda: [example, *ner_examples(nlp)])
+    losses = nlp.get_pipe("lm_crf_ner").update([example], losses={})
+    assert 0 < losses["lm_crf_ner"] < 5 * len(words)

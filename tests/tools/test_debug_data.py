@@ -204,17 +204,18 @@ def test_spans_without_a_label_fail_and_docs_without_the_key_are_unannotated():
     assert "Gold spans without a label: the CRF cannot encode them" in levels(found, FAIL)
 
 
-def test_entities_crossing_a_window_of_the_crf_fail():
+def test_entities_crossing_a_window_of_the_crf_are_warned_of():
     # no sentence boundaries: the CRF reads windows of 8 tokens, cut before token 8
     words = [f"w{i}" for i in range(10)]
     tags = ["O"] * 6 + ["B-ORG", "I-ORG", "I-ORG", "O"]
     crossing = example(words, tags)
     assert crosses([8], 6, 9) and not crosses([8], 8, 9) and not crosses([8], 2, 8)
     found = findings(NER, clean_ner(2) + [crossing], clean_ner(2))
-    assert levels(found, FAIL) == [
+    assert not levels(found, FAIL)
+    assert (
         "1 train entities cross the sequences the CRF reads (sentences, or windows of 8 "
-        "tokens): their gold tags are a path the CRF forbids"
-    ]
+        "tokens): it cannot learn them (their tags are left unknown)"
+    ) in levels(found, WARN)
     assert (
         "1 train doc(s) without sentence boundaries are longer than max_length (8): cut into "
         "windows of 8 tokens"
@@ -233,7 +234,7 @@ def test_entities_crossing_sentence_boundaries():
     # the predicted doc has them too (e.g. gold_preproc, a sentencizer): the CRF cuts there
     read_by_sentence = example(words, tags, sent_starts=sents, predicted_sent_starts=sents)
     found = findings(NER, clean_ner(2) + [read_by_sentence], clean_ner(2))
-    assert len(levels(found, FAIL)) == 1 and "cross the sequences" in levels(found, FAIL)[0]
+    assert any("cross the sequences" in line for line in levels(found, WARN))
 
 
 def test_long_sentences_and_docs_whose_sentences_the_reader_drops():

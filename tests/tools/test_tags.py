@@ -470,3 +470,66 @@ def test_chunks_from_tag_ids_no_chunks():
         outside, np.array([3, 1]), *chunk_boundaries(names, "BIOES")
     )
     assert row.shape == start.shape == end.shape == (0,)
+
+
+def _span_sets(length: int, labels=("X", "Y")):
+    """Every set of non-overlapping labelled spans over `length` tokens."""
+    if length == 0:
+        yield []
+        return
+    for rest in _span_sets(length - 1, labels):  # the last token outside any span
+        yield rest
+    for start in range(length):
+        for label in labels:
+            for rest in _span_sets(start, labels):
+                yield rest + [(start, length, label)]
+
+
+def _decode(ids, names, scheme):
+    """The chunks of a side's tags; unknown tags (-1) read as O."""
+    return tags_to_spans([names[i] if i >= 0 else "O" for i in ids], scheme)
+
+
+def _consistent_with_a_valid_path(known, names, scheme) -> bool:
+    from spacy_lmcrf.tags import allowed_transitions
+
+    allowed, may_start, may_end = allowed_transitions(names, scheme)
+    reachable = {j for j in range(len(names)) if may_start[j] and known[0] in (-1, j)}
+    for tag in known[1:]:
+        reachable = {
+            j for j in range(len(names)) if tag in (-1, j) and any(allowed[i, j] for i in reachable)
+        }
+    return any(may_end[j] for j in reachable)
+
+
+@pytest.mark.parametrize("scheme", ["BIOES", "BILUO", "IOB2", "IOB1"])
+def test_unknown_across_cuts_leaves_each_side_a_valid_path(scheme):
+    """For every gold span set of up to 5 tokens and every cut: a chunk the cut crosses
+    becomes unknown on both sides, every other chunk keeps its tags, and each side's
+    known tags fit a path the CRF allows (also with the token before the cut unknown)."""
+    from spacy_lmcrf.tags import unknown_across_cuts
+
+    names = tag_names(["X", "Y"], scheme)
+    index = {name: i for i, name in enumerate(names)}
+    for length in range(2, 6):
+        for spans in _span_sets(length):
+            ids = [index[tag] for tag in spans_to_tags(length, spans, scheme)]
+            for cut in range(1, length):
+                for unknown_before in (False, True):
+                    gold = list(ids)
+                    if unknown_before:
+                        gold[cut - 1] = -1
+                    out = unknown_across_cuts(gold, [cut], names, scheme).tolist()
+                    assert _consistent_with_a_valid_path(out[:cut], names, scheme)
+                    assert _consistent_with_a_valid_path(out[cut:], names, scheme)
+                    if unknown_before:
+                        continue
+                    sides = [
+                        [(s, e, label) for s, e, label in _decode(out[:cut], names, scheme)],
+                        [(s + cut, e + cut, x) for s, e, x in _decode(out[cut:], names, scheme)],
+                    ]
+                    for start, end, label in spans:
+                        if start < cut < end:
+                            assert out[start:end] == [-1] * (end - start)
+                        else:
+                            assert (start, end, label) in sides[start >= cut]
