@@ -366,8 +366,10 @@ def count_cli(
 def evaluate_cli(
     model: Path = Arg(..., help="Pipeline directory or package name"),
     data: Path = Arg(..., help=".spacy file with the gold docs"),
-    output: Path = Opt(..., "--output", "-o", help="Metrics JSON to write"),
-    conll_output: Path = Opt(..., "--conll-output", help="conlleval file to write"),
+    output: Optional[Path] = Opt(None, "--output", "-o", help="Metrics JSON to write"),
+    conll_output: Optional[Path] = Opt(
+        None, "--conll-output", help="conlleval file to write (default: none kept)"
+    ),
     kind: str = Opt("ner", "--kind", help="What is scored: ner, spans or tags"),
     spans_key: str = Opt("chunks", "--spans-key"),
     scheme: str = Opt("IOB2", "--scheme", help="Tag scheme of the conlleval file"),
@@ -385,21 +387,22 @@ def evaluate_cli(
 ):
     """Score a pipeline with conlleval on gold tokens.
 
-    The pipeline runs on the gold tokens of a .spacy corpus: write the predictions as a
-    conlleval file and the metrics as JSON, print the report. spaCy's Scorer scores the
+    The pipeline runs on the gold tokens of a .spacy corpus: print the report, and write
+    the predictions as a conlleval file and the metrics as JSON if asked. spaCy's Scorer scores the
     same predictions; a disagreement exits with status 1. --displacy-path draws the
     predicted entities (--kind ner) or spans (--kind spans) of the first --displacy-
     limit docs."""
     import json
+    import tempfile
 
     from .evaluate import evaluate
 
-    with exit_on_error(OSError, ValueError):
+    with exit_on_error(OSError, ValueError), tempfile.TemporaryDirectory() as scratch:
         check_input(data, "DocBin")
         result = evaluate(
             model,
             data,
-            conll_output,
+            conll_output or Path(scratch) / "predictions.conll",
             kind=kind,
             spans_key=spans_key,
             scheme=scheme,
@@ -409,8 +412,11 @@ def evaluate_cli(
             displacy_path=displacy_path,
             displacy_limit=displacy_limit,
         )
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
+        if conll_output is None:
+            result["conll_output"] = None
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
     sys.stdout.write(result["report"])
     if result["displacy_html"] is not None:
         print(f"displaCy HTML of {result['displacy_docs']} docs -> {result['displacy_html']}")

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from spacy_lmcrf.annotate import annotate, annotate_cli, read_texts, scored_spans
 
-from ..util import make_nlp, ner_examples, train
+from ..util import convert_ner_sample, make_nlp, ner_examples, train
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +69,15 @@ def test_read_texts_and_clear_errors(tmp_path):
     assert result.exit_code == 1 and "Nothing to annotate" in result.output
     result = _run(tmp_path / "no-model", "text")
     assert result.exit_code == 1 and "Cannot load the pipeline" in result.output
+
+
+@pytest.mark.slow
+def test_evaluate_prints_the_report_without_output_files(model_dir, tmp_path):
+    """The README's step 5: `spacy lmcrf evaluate MODEL DATA` alone prints the report."""
+    from spacy.cli._util import app
+
+    dev = convert_ner_sample(tmp_path) / "sample_dev.spacy"
+    result = CliRunner().invoke(app, ["lmcrf", "evaluate", str(model_dir), str(dev)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("processed 1350 tokens with")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample_dev.spacy", "sample_train.spacy"]
