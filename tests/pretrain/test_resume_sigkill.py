@@ -1,0 +1,94 @@
+"""A pretraining run killed with SIGKILL (no handler, no cleanup: the process simply
+ends) right after a checkpoint goes on with --resume to the same weights and the same
+evaluations as a run that was never stopped."""
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from spacy_lmcrf.ml.modules.tensor_file import read_tensor_file
+from spacy_lmcrf.pretrain.lm_training import CHECKPOINT
+
+from ..util import ROOT
+from .test_char_lm_pretraining import read_log, text_dir  # noqa: F401 (text_dir: a fixture)
+from .test_pretrain_checkpoints import KINDS, pretrain, resume
+
+# Runs pretrain_lms in a process of its own that SIGKILLs itself at the end of optimizer
+# step number argv[4] (the step after the checkpoint: it is under way when the kill comes)
+KILLED_RUN = """
+import itertools, json, os, signal, sys
+from pathlib import Path
+from thinc.api import Config
+from tests.pretrain.test_pretrain_checkpoints import pretrain_with_action
+kind, config_path, output_dir, kill_at = sys.argv[1:5]
+config = Config(json.loads(Path(config_path).read_text()))
+pretrain_with_action(
+    kind, config, Path(output_dir), int(kill_at), lambda: os.kill(os.getpid(), signal.SIGKILL)
+)
+"""
+
+
+def run_killed(kind: str, config, output_dir: Path, kill_at: int) -> None:
+    """Train config in a subprocess that SIGKILL ends during step kill_at."""
+    config_path = output_dir.parent / f"{output_dir.name}.json"
+    config_path.write_text(json.dumps(config), encoding="utf8")
+    process = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, kind, str(config_path), str(output_dir), str(kill_at)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == -signal.SIGKILL, process.stdout + process.stderr
+
+
+def max_abs_difference(kind: str, a: Path, b: Path) -> float:
+    model_class, last_file = KINDS[kind][3:]
+    weights_a = model_class.load(a / last_file).state_dict()
+    weights_b = model_class.load(b / last_file).state_dict()
+    assert weights_a.keys() == weights_b.keys()
+    return max(float((weights_a[k] - weights_b[k]).abs().max()) for k in weights_a)
+
+
+def evaluations(output_dir: Path):
+    records = read_log(output_dir / "log.jsonl")
+    return [
+        {k: v for k, v in r.items() if k != "seconds"} for r in records if r["event"] == "evaluate"
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kind,checkpoints,checkpoint_step",
+    [
+        ("char", {"eval_every": 10, "checkpoint_minutes": 0}, 30),  # at an evaluation
+        ("char", {"eval_every": 20, "checkpoint_minutes": 1e-9}, 27),  # on time, every step
+        ("word", {"eval_every": 10, "checkpoint_minutes": 0}, 20),
+    ],
+)
+def test_sigkill_after_a_checkpoint_then_resume_reaches_the_same_weights(
+    text_dir,  # noqa: F811 (the fixture imported above)
+    kind,
+    checkpoints,
+    checkpoint_step,
+):
+    make_config = KINDS[kind][2]
+    config = make_config(text_dir / "train", text_dir / "dev.txt", max_steps=50, **checkpoints)
+    straight, killed = text_dir / "straight", text_dir / "killed"
+    pretrain(kind, config, straight)
+    run_killed(kind, config, killed, checkpoint_step + 1)
+    assert read_tensor_file(killed / CHECKPOINT)[1]["progress"]["step"] == checkpoint_step
+    final = resume(kind, config, killed)
+    assert final["step"] == 50
+    assert max_abs_difference(kind, straight, killed) <= 1e-6
+    assert evaluations(killed) == evaluations(straight)
+    # every eval_every steps, and at the end
+    expected_steps = sorted({*range(checkpoints["eval_every"], 51, checkpoints["eval_every"]), 50})
+    assert [r["step"] for r in evaluations(killed)] == expected_steps
+    dev_key = "dev_bpc" if kind == "char" else "dev_ppl"
+    assert all(torch.isfinite(torch.tensor(r[dev_key])) for r in evaluations(killed))
