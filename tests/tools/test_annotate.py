@@ -76,6 +76,8 @@ def test_evaluate_prints_the_report_without_output_files(model_dir, tmp_path):
     """The README's step 5: `spacy lmcrf evaluate MODEL DATA` alone prints the report."""
     from spacy.cli._util import app
 
+    import spacy_lmcrf.cli  # noqa: F401 (adds `lmcrf` to spaCy's app, as its entry point does)
+
     dev = convert_ner_sample(tmp_path) / "sample_dev.spacy"
     result = CliRunner().invoke(app, ["lmcrf", "evaluate", str(model_dir), str(dev)])
     assert result.exit_code == 0, result.output
