@@ -18,6 +18,35 @@ from any of them exactly as if the run had not stopped.
 
 The progress bar (loop.RunProgress) shows the time left when the run has a budget: the
 share of max_minutes or max_steps spent, whichever ends first.
+
+Several processes (`torchrun --nproc_per_node N -m spacy lmcrf pretrain-char-lm ...`,
+gloo on CPU, NCCL with --gpu-id, each process on cuda:LOCAL_RANK) train as one process
+does, on the same batches:
+- sharding: every rank reads the whole stream in the same order (reading and encoding
+  text costs little next to the LSTMs) and trains on its contiguous 1/N of the rows of
+  each batch (distributed.row_share): rank r the rows [r B / N, (r + 1) B / N) of the
+  batch_size = B rows, with their recurrent state. All ranks take the same steps, and
+  the stream position is the same on all of them.
+- batch: batch_size is the effective batch; each rank's is batch_size / N rows. Each rank
+  divides its summed loss by the whole batch's units and the gradients are summed over
+  the ranks (distributed.sum_gradients), so an update is the single-process run's (equal
+  up to float rounding without dropout; with dropout each rank draws its own masks,
+  seeded with seed + rank). To go N times as fast on N times the data per step, multiply
+  batch_size by N.
+- stopping: after every step the ranks agree on the run time (the latest clock) and on
+  whether any received SIGINT or SIGTERM (distributed.agree_on_stop), so a signal or the
+  time budget on one rank stops all after the same step. A second signal within
+  SIGNAL_REPEAT_GRACE seconds is the same request (torchrun forwards the terminal's
+  Ctrl-C to workers that already got it). torchrun kills its workers 30 seconds after
+  forwarding a signal: enough for a step and a checkpoint.
+- evaluation, files and log: rank 0 evaluates on the held-out text and writes every file
+  while the others wait; the best score is then broadcast (patience counts on it).
+- checkpoints: rank 0 writes the single-process format: the recurrent states of the
+  ranks joined into the whole batch's, each rank's random state (rng.torch.rankR besides
+  rank 0's rng.torch), and the training loss summed over the ranks. `--resume` works with
+  any number of processes: each takes its rows of the saved states and its random state
+  (a rank the checkpoint has none for is seeded with seed + rank). The LM files hold the
+  plain modules' weights (no DDP wrapper, no "module." prefix).
 """
 
 import math
@@ -43,10 +72,31 @@ from typing import (
 import numpy
 import torch
 from thinc.api import Config
-from wasabi import msg
+from wasabi import Printer, msg
 
 from ..ml.modules.tensor_file import load_checked_module, read_tensor_file, write_tensor_file
-from .loop import CheckpointTimer, RunClock, RunProgress, StopOnSignals, StopRule, append_log
+from .distributed import (
+    Ranks,
+    agree_on_stop,
+    broadcast_from_main,
+    broadcast_parameters,
+    gather_to_main,
+    launched_ranks,
+    process_group,
+    row_share,
+    sum_gradients,
+    training_device,
+    wait_for_main,
+)
+from .loop import (
+    CheckpointTimer,
+    RunClock,
+    RunProgress,
+    StopOnSignals,
+    StopRule,
+    append_log,
+    drop_log_after,
+)
 from .text import text_files
 
 # settings a resumed run may change (how long to go on); the others must match the checkpoint
@@ -71,6 +121,9 @@ LOOP_DEFAULTS = {
 }
 MAX_OPEN_FILES = 64
 CHECKPOINT = "checkpoint.msgpack"
+# seconds in which a worker takes a repeated signal for the same (torchrun forwards the
+# Ctrl-C that the terminal already sent to every worker)
+SIGNAL_REPEAT_GRACE = 5.0
 LOG = "log.jsonl"
 State = Tuple[torch.Tensor, torch.Tensor]
 LM = TypeVar("LM", bound=torch.nn.Module)
@@ -312,11 +365,66 @@ def pretrain_lms(
     in output_dir: task.best_file (best held-out measure, or the last model without dev
     text), task.last_file, checkpoint.msgpack (everything a resume needs) and log.jsonl.
     Returns the final record of the log; stopped by SIGINT or SIGTERM, it holds the
-    signal's name under "signal" (and the checkpoint is written)."""
-    with StopOnSignals(Path(output_dir) / CHECKPOINT) as signals:
+    signal's name under "signal" (and the checkpoint is written). Launched by torchrun,
+    each process trains on its share of every batch (see the module's docstring)."""
+    ranks = launched_ranks()
+    device = training_device(gpu_id, ranks)
+    checkpoint_path = Path(output_dir) / CHECKPOINT
+    repeat_grace = SIGNAL_REPEAT_GRACE if ranks.distributed else 0.0
+    with process_group(ranks, device), StopOnSignals(checkpoint_path, repeat_grace) as signals:
         return _pretrain_lms(
-            task, settings, Path(output_dir), resume, gpu_id, show_progress, signals
+            task, settings, Path(output_dir), resume, device, ranks, show_progress, signals
         )
+
+
+def rng_names(rank: int) -> Tuple[str, str]:
+    """The checkpoint's names of a rank's CPU and CUDA random states (rank 0's are those
+    a single process writes)."""
+    suffix = f".rank{rank}" if rank else ""
+    return f"rng.torch{suffix}", f"rng.cuda{suffix}"
+
+
+def random_states(device: torch.device) -> Dict[str, torch.Tensor]:
+    """This process's random states (dropout draws from the CUDA one on a GPU)."""
+    states = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def restore_random_states(
+    tensors: Dict[str, torch.Tensor], ranks: Ranks, device: torch.device, seed: int
+) -> None:
+    """This rank's random states from a checkpoint; a rank the checkpoint has none for
+    (it was written by fewer processes) is seeded with seed + rank."""
+    cpu_name, cuda_name = rng_names(ranks.rank)
+    if cpu_name not in tensors:
+        torch.manual_seed(seed + ranks.rank)
+        return
+    torch.set_rng_state(tensors[cpu_name])
+    if device.type == "cuda" and cuda_name in tensors:
+        torch.cuda.set_rng_state(tensors[cuda_name], device)
+
+
+def state_share(state: Optional[State], ranks: Ranks, device: torch.device) -> Optional[State]:
+    """This rank's rows of a recurrent state of the whole batch, on device."""
+    if state is None:
+        return None
+    share = row_share(state[0].shape[1], ranks)
+    if share.start == share.stop:
+        return None
+    return (state[0][:, share].to(device), state[1][:, share].to(device))
+
+
+def joined_states(states: Sequence[Optional[State]]) -> Optional[State]:
+    """The whole batch's recurrent state from the ranks' (in rank order; None: no rows)."""
+    present = [state for state in states if state is not None]
+    if not present:
+        return None
+    return (
+        torch.cat([state[0] for state in present], dim=1),
+        torch.cat([state[1] for state in present], dim=1),
+    )
 
 
 def _pretrain_lms(
@@ -324,23 +432,25 @@ def _pretrain_lms(
     settings: Dict[str, Any],
     output_dir: Path,
     resume: bool,
-    gpu_id: int,
+    device: torch.device,
+    ranks: Ranks,
     show_progress: bool,
     signals: StopOnSignals,
 ) -> Dict[str, Any]:
     """pretrain_lms; signals take over SIGINT and SIGTERM once the training loop starts."""
     metric, unit = task.metric, task.unit
+    say = msg if ranks.is_main else Printer(no_print=True)
     output_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--gpu-id {gpu_id}: torch sees no CUDA device")
     train_files = text_files(settings["corpus"]["train"])
     dev_files = text_files(settings["corpus"]["dev"]) if settings["corpus"]["dev"] else None
     training = settings["training"]
     checkpoint_path = output_dir / CHECKPOINT
+    log_path = output_dir / LOG
     best_key, units_key = f"best_dev_{metric}", f"train_{unit}"
 
     saved_optimizer = None
+    # this rank's training loss since the last evaluation (rank 0 holds the others' after
+    # every checkpoint)
     running = {"forward": 0.0, "backward": 0.0, "units": 0}
     if resume:
         if not checkpoint_path.exists():
@@ -356,10 +466,10 @@ def _pretrain_lms(
         model = load_checked_module(
             lambda: task.model_from_meta(meta["model"], source), tensors, source, prefix="model."
         )
-        torch.set_rng_state(tensors["rng.torch"])
+        restore_random_states(tensors, ranks, device, settings["seed"])
         position = meta["position"]
         states = {
-            d: (tensors[f"state.{d}.h"].to(device), tensors[f"state.{d}.c"].to(device))
+            d: state_share((tensors[f"state.{d}.h"], tensors[f"state.{d}.c"]), ranks, device)
             if f"state.{d}.h" in tensors
             else None
             for d in ("forward", "backward")
@@ -367,8 +477,12 @@ def _pretrain_lms(
         progress = meta["progress"]
         if "optimizer" in meta:
             saved_optimizer = (tensors, meta["optimizer"])
-        running.update(meta.get("running", {}))  # the training loss since the last evaluation
-        msg.info(
+        if ranks.is_main:
+            running.update(meta.get("running", {}))
+            # a run killed between an evaluation's log record and its checkpoint logged
+            # steps that the resumed run does again
+            drop_log_after(log_path, progress["step"])
+        say.info(
             f"Resuming at step {progress['step']} "
             f"(epoch {position['epoch']}, split {position['split']})"
         )
@@ -381,62 +495,110 @@ def _pretrain_lms(
         random.seed(settings["seed"])
         numpy.random.seed(settings["seed"])
         torch.manual_seed(settings["seed"])
-        msg.info(f"Counting the {unit} of {len(train_files)} file(s)")
+        say.info(f"Counting the {unit} of {len(train_files)} file(s)")
         model = task.build_model(settings, train_files)
+        if ranks.rank:
+            torch.manual_seed(settings["seed"] + ranks.rank)  # its own dropout masks
         position = {"epoch": 0, "split": 0, "window": 0, "block": 0}
         states = {"forward": None, "backward": None}
         progress = {"step": 0, "seconds": 0.0, units_key: 0, best_key: None, "evals_since_best": 0}
-        msg.info(task.describe(model, settings))
+        say.info(task.describe(model, settings))
+    if ranks.distributed:
+        say.info(
+            f"{ranks.world_size} processes, each training on {1 / ranks.world_size:.0%} "
+            f"of every batch of {training['batch_size']} rows"
+        )
     model.to(device)
+    broadcast_parameters(model, ranks)
     model.train()
     lms = cast(BiLM, model)  # the task's model: a BiCharLM or a BiWordLM
-    optimizer = task.make_optimizer(model.parameters(), training)
+    parameters = list(model.parameters())
+    optimizer = task.make_optimizer(parameters, training)
     if saved_optimizer is not None:
         load_optimizer_state(optimizer, *saved_optimizer)
     stop_rule = StopRule(
         training["max_steps"], training["max_epochs"], training["max_minutes"], training["patience"]
     )
     clock = RunClock(progress["seconds"])
-    log_path = output_dir / LOG
-    checkpoint_timer = CheckpointTimer(training["checkpoint_minutes"], clock.seconds)
+    # the run time and the signal that every rank goes by (agree_on_stop after each step)
+    agreed: Dict[str, Any] = {"seconds": clock.seconds, "signal": None}
+    checkpoint_timer = CheckpointTimer(training["checkpoint_minutes"], agreed["seconds"])
     checkpointed = {"step": progress["step"] if resume else None}
+
+    def agree() -> None:
+        local_code = StopOnSignals.SIGNALS.index(signals.received) + 1 if signals.received else 0
+        seconds, code = agree_on_stop(clock.seconds, local_code, ranks)
+        agreed.update(
+            seconds=seconds, signal=StopOnSignals.SIGNALS[int(code) - 1] if code else None
+        )
 
     def provenance() -> Dict[str, Any]:
         return {
             "step": progress["step"],
             "epoch": position["epoch"],
-            "seconds": round(clock.seconds, 1),
+            "seconds": round(agreed["seconds"], 1),
             units_key: progress[units_key],
             "train_files": [str(f) for f in train_files],
         }
 
+    def pool_running() -> None:
+        """Rank 0 takes over the other ranks' running loss (the sum is what counts)."""
+        pooled = gather_to_main(dict(running), ranks)
+        if ranks.distributed:
+            for key in running:
+                running[key] = sum(r[key] for r in pooled) if pooled is not None else 0
+
     def save_checkpoint() -> None:
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        tensors["rng.torch"] = torch.get_rng_state()
-        for direction, state in states.items():
-            if state is not None:
-                tensors[f"state.{direction}.h"], tensors[f"state.{direction}.c"] = state
-        optim_tensors, optim_meta = optimizer_tensors(optimizer)
-        tensors.update(optim_tensors)
-        progress["seconds"] = clock.seconds
-        meta = {
-            "fingerprint": config_fingerprint(settings),
-            "model": lms.meta(),
-            "position": position,
-            "progress": progress,
-            "optimizer": optim_meta,
-            "running": running,
+        pool_running()
+        local_states = {
+            d: None if s is None else (s[0].cpu(), s[1].cpu()) for d, s in states.items()
         }
-        write_tensor_file(checkpoint_path, tensors, meta)
-        checkpoint_timer.reset(clock.seconds)
+        gathered = gather_to_main((local_states, random_states(device)), ranks)
+        if gathered is not None:
+            tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+            for rank, (_, randoms) in enumerate(gathered):
+                cpu_name, cuda_name = rng_names(rank)
+                tensors[cpu_name] = randoms["torch"]
+                if "cuda" in randoms:
+                    tensors[cuda_name] = randoms["cuda"]
+            for direction in states:
+                state = joined_states([rank_states[direction] for rank_states, _ in gathered])
+                if state is not None:
+                    tensors[f"state.{direction}.h"], tensors[f"state.{direction}.c"] = state
+            optim_tensors, optim_meta = optimizer_tensors(optimizer)
+            tensors.update(optim_tensors)
+            progress["seconds"] = agreed["seconds"]
+            meta = {
+                "fingerprint": config_fingerprint(settings),
+                "model": lms.meta(),
+                "position": position,
+                "progress": progress,
+                "optimizer": optim_meta,
+                "running": running,
+            }
+            write_tensor_file(checkpoint_path, tensors, meta)
+        checkpoint_timer.reset(agreed["seconds"])
         checkpointed["step"] = progress["step"]
 
     def checkpoint_between_evaluations(trigger: str) -> None:
         save_checkpoint()
-        append_log(log_path, {"event": "checkpoint", "trigger": trigger, **provenance()})
+        if ranks.is_main:
+            append_log(log_path, {"event": "checkpoint", "trigger": trigger, **provenance()})
 
     def evaluate() -> Dict[str, Any]:
+        """Rank 0 evaluates and writes the files while the others wait; the best score
+        so far (patience counts on it) is then every rank's."""
+        pool_running()
         record: Dict[str, Any] = {"event": "evaluate", **provenance()}
+        if ranks.is_main:
+            record.update(evaluate_and_save(record))
+        running.update(forward=0.0, backward=0.0, units=0)
+        save_checkpoint()
+        best = broadcast_from_main({k: progress[k] for k in (best_key, "evals_since_best")}, ranks)
+        progress.update(best)
+        return record
+
+    def evaluate_and_save(record: Dict[str, Any]) -> Dict[str, Any]:
         if running["units"]:
             record[f"train_{metric}_forward"] = task.from_nats(
                 running["forward"] / running["units"]
@@ -444,7 +606,6 @@ def _pretrain_lms(
             record[f"train_{metric}_backward"] = task.from_nats(
                 running["backward"] / running["units"]
             )
-        running.update(forward=0.0, backward=0.0, units=0)
         if dev_files is not None:
             record.update(evaluate_lms(task, model, dev_files, settings, device))
             best = progress[best_key]
@@ -462,7 +623,6 @@ def _pretrain_lms(
             lms.save(output_dir / task.best_file, **provenance())
         lms.save(output_dir / task.last_file, **provenance())
         append_log(log_path, record)
-        save_checkpoint()
         return record
 
     def describe(record: Dict[str, Any]) -> str:
@@ -480,12 +640,12 @@ def _pretrain_lms(
         return ", ".join(parts)
 
     def stop_reason() -> Optional[str]:
-        if signals.received:
-            return signals.received
+        if agreed["signal"]:
+            return agreed["signal"]
         return stop_rule.reason(
             step=progress["step"],
             epoch=position["epoch"],
-            seconds=clock.seconds,
+            seconds=agreed["seconds"],
             evals_since_best=progress["evals_since_best"],
         )
 
@@ -495,7 +655,7 @@ def _pretrain_lms(
         training["max_minutes"],
         progress["step"],
         clock.seconds,
-        disable=not show_progress,
+        disable=not (show_progress and ranks.is_main),
     )
     last_record: Dict[str, Any] = {}
     stop = stop_reason()
@@ -516,43 +676,57 @@ def _pretrain_lms(
             for block_index in range(len(blocks["forward"])):
                 if block_index < position["block"]:
                     continue
-                rows = {d: torch.from_numpy(blocks[d][block_index]).to(device) for d in blocks}
-                spans = windows(rows["forward"].shape[1], training["bptt"])
+                n_rows = blocks["forward"][block_index].shape[0]
+                share = row_share(n_rows, ranks)
+                rows = {
+                    d: torch.from_numpy(blocks[d][block_index][share]).to(device) for d in blocks
+                }
+                spans = windows(blocks["forward"][block_index].shape[1], training["bptt"])
                 for window_index, (start, end) in enumerate(spans):
                     if window_index < position["window"]:
                         continue
                     optimizer.zero_grad()
-                    n_units = rows["forward"].shape[0] * (end - start)
+                    n_units = n_rows * (end - start)  # the whole batch's, all ranks'
+                    n_local_units = rows["forward"].shape[0] * (end - start)
                     for direction, lm in (
                         ("forward", lms.forward_lm),
                         ("backward", lms.backward_lm),
                     ):
+                        if not n_local_units:
+                            continue  # fewer rows than ranks: this one has none
                         loss, state = lm_loss(lm, rows[direction], start, end, states[direction])
                         (loss / n_units).backward()
                         states[direction] = detach(state)
                         running[direction] += float(loss.detach())
+                    sum_gradients(parameters, ranks)
+                    for lm in (lms.forward_lm, lms.backward_lm):
                         torch.nn.utils.clip_grad_norm_(lm.parameters(), training["grad_clip"])
                     optimizer.step()
-                    running["units"] += n_units
+                    running["units"] += n_local_units
                     progress[units_key] += n_units
                     progress["step"] += 1
                     position["window"] = window_index + 1
-                    mean_nats = (running["forward"] + running["backward"]) / 2 / running["units"]
-                    bar.update(
-                        progress["step"],
-                        clock.seconds,
-                        **{
-                            metric: f"{task.from_nats(mean_nats):.3f}",
-                            f"{unit}_per_s": (
-                                f"{progress[units_key] / max(clock.seconds, 1e-9):,.0f}"
-                            ),
-                        },
-                    )
+                    agree()
+                    if running["units"]:
+                        mean_nats = (
+                            (running["forward"] + running["backward"]) / 2 / running["units"]
+                        )
+                        bar.update(
+                            progress["step"],
+                            agreed["seconds"],
+                            **{
+                                metric: f"{task.from_nats(mean_nats):.3f}",
+                                f"{unit}_per_s": (
+                                    f"{progress[units_key] / max(agreed['seconds'], 1e-9):,.0f}"
+                                ),
+                            },
+                        )
                     if progress["step"] % training["eval_every"] == 0:
                         last_record = evaluate()
-                        bar.write(describe(last_record))
-                    elif signals.received or checkpoint_timer.due(clock.seconds):
-                        checkpoint_between_evaluations(signals.received or "time")
+                        if ranks.is_main:
+                            bar.write(describe(last_record))
+                    elif agreed["signal"] or checkpoint_timer.due(agreed["seconds"]):
+                        checkpoint_between_evaluations(agreed["signal"] or "time")
                     stop = stop_reason()
                     if stop is not None:
                         break
@@ -569,7 +743,7 @@ def _pretrain_lms(
                 raise ValueError(f"the training text has fewer than 2 {unit}: nothing to train on")
             stop = stop_reason()
     bar.close()
-    if stop == signals.received:
+    if stop == agreed["signal"]:
         # no final evaluation (it can take minutes): the checkpoint is what a resume needs
         if checkpointed["step"] != progress["step"]:
             checkpoint_between_evaluations(stop)
@@ -580,18 +754,22 @@ def _pretrain_lms(
             **provenance(),
             best_key: progress[best_key],
         }
-        append_log(log_path, end_record)
-        msg.warn(
+        if ranks.is_main:
+            append_log(log_path, end_record)
+        wait_for_main(ranks)
+        say.warn(
             f"Stopped by {stop} at step {progress['step']}: the checkpoint is written "
             f"({checkpoint_path}); go on with --resume"
         )
         return {**last_record, **end_record}
     if not last_record or last_record["step"] != progress["step"]:
         last_record = evaluate()
-        msg.info(describe(last_record))
+        say.info(describe(last_record))
     end_record = {"event": "end", "reason": stop, **provenance(), best_key: progress[best_key]}
-    append_log(log_path, end_record)
-    msg.good(f"Stopped by {stop}; saved {output_dir / task.best_file}")
+    if ranks.is_main:
+        append_log(log_path, end_record)
+    wait_for_main(ranks)
+    say.good(f"Stopped by {stop}; saved {output_dir / task.best_file}")
     return {**last_record, **end_record}
 
 

@@ -155,6 +155,17 @@ def append_log(path: Path, record: Dict[str, Any]) -> None:
         file_.write(json.dumps(record) + "\n")
 
 
+def drop_log_after(path: Path, step: int) -> None:
+    """Remove the records of steps after `step` from the log at path (if there is one)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf8").splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    if len(kept) < len(lines):
+        path.write_text("".join(kept), encoding="utf8")
+
+
 class CheckpointTimer:
     """When the next checkpoint between evaluations is due: `minutes` of run time after
     the last one (0 = never; checkpoints at evaluations only)."""
@@ -184,14 +195,19 @@ class StopOnSignals:
 
     checkpoint_path (Optional[Path]): where the checkpoint goes, named in the notice
         printed when a signal comes.
+    repeat_grace (float): seconds after the first signal in which another is the same
+        request, not an abort (under torchrun, Ctrl-C reaches a worker twice: from the
+        terminal and forwarded by torchrun).
     """
 
     SIGNALS = ("SIGINT", "SIGTERM")
 
-    def __init__(self, checkpoint_path: Optional[Path] = None) -> None:
+    def __init__(self, checkpoint_path: Optional[Path] = None, repeat_grace: float = 0.0) -> None:
         self.received: Optional[str] = None
+        self.received_at = 0.0
         self.previous: Dict[int, SignalHandler] = {}
         self.checkpoint_path = checkpoint_path
+        self.repeat_grace = repeat_grace
 
     def __enter__(self) -> "StopOnSignals":
         return self
@@ -217,9 +233,12 @@ class StopOnSignals:
     def handle(self, signum: int, frame: Optional[FrameType]) -> None:
         name = signal.Signals(signum).name
         if self.received is not None:
+            if time.monotonic() - self.received_at < self.repeat_grace:
+                return
             self.restore()
             raise KeyboardInterrupt(f"{name} again: aborted without a checkpoint")
         self.received = name
+        self.received_at = time.monotonic()
         # os.write, not print: a handler may run in the middle of another write to stderr
         where = f" to {self.checkpoint_path}" if self.checkpoint_path is not None else ""
         notice = f"\n{name}: stopping after this step to write a checkpoint{where} (again: abort)\n"
