@@ -1,7 +1,8 @@
 """What Thinc lacks for the papers' recipes: SGD with momentum, AdaGrad, global-norm
 clipping, and learning rates that decay per epoch."""
 
-from typing import Any, Dict, Iterator, List, Optional, cast
+import copy
+from typing import Any, Dict, Iterator, List, Optional, Tuple, cast
 
 import torch
 from spacy.util import registry
@@ -24,6 +25,9 @@ class StepRuleOptimizer(Optimizer):
     """
 
     __slots__ = ["grad_norm_clip"]
+    # the attributes that hold a subclass's per-parameter state ({key: torch tensor}), which
+    # a training checkpoint saves beside Thinc's mom1, mom2 and averages
+    per_key_state: Tuple[str, ...] = ()
 
     def __init__(self, learn_rate, *, grad_norm_clip: float, **kwargs):
         # the subclasses keep their own moments; Thinc's Adam betas stay off
@@ -65,6 +69,7 @@ class MomentumSGD(StepRuleOptimizer):
     """
 
     __slots__ = ["momentum", "nesterov", "velocities"]
+    per_key_state = ("velocities",)
 
     def __init__(self, learn_rate, *, momentum: float, nesterov: bool, **kwargs):
         super().__init__(learn_rate, **kwargs)
@@ -130,6 +135,7 @@ class Adagrad(StepRuleOptimizer):
     """
 
     __slots__ = ["eps", "initial_accumulator", "accumulators"]
+    per_key_state = ("accumulators",)
 
     def __init__(self, learn_rate, *, eps: float, initial_accumulator: float, **kwargs):
         super().__init__(learn_rate, **kwargs)
@@ -284,7 +290,28 @@ def clip_gradient_norm(model: Model, max_norm: float) -> float:
     return norm
 
 
-class LossPlateauSchedule:
+class StatefulSchedule:
+    """A learning-rate schedule whose next rates depend on more than the number of steps
+    (the losses or dev scores it was shown): a training checkpoint saves get_state() and
+    a resumed run restores it with set_state(); a plain generator schedule is replayed
+    by calling it as many times instead. state_fields names the attributes that change."""
+
+    state_fields: Tuple[str, ...] = ()
+
+    def get_state(self) -> Dict[str, Any]:
+        """The schedule's changing attributes (msgpack-able values)."""
+        return {name: copy.deepcopy(getattr(self, name)) for name in self.state_fields}
+
+    def set_state(self, state: Dict[str, Any]) -> None:
+        """Restore what get_state returned."""
+        missing = [name for name in self.state_fields if name not in state]
+        if missing:
+            raise ValueError(f"{type(self).__name__}: the saved state lacks {missing}")
+        for name in self.state_fields:
+            setattr(self, name, copy.deepcopy(state[name]))
+
+
+class LossPlateauSchedule(StatefulSchedule):
     """A learning rate that is multiplied by `factor` whenever the training loss of an
     epoch has not fallen below the best epoch's for `patience` epochs (Akbik et al.
     2018: halve it after 5 epochs without improvement).
@@ -293,6 +320,8 @@ class LossPlateauSchedule:
     loss comes from the spacy_lmcrf components: each update reports its loss to the
     optimizer's learn_rate schedule when that schedule has an observe_loss method.
     """
+
+    state_fields = ("rate", "calls", "epoch_loss", "reports", "best_loss", "bad_epochs", "history")
 
     def __init__(
         self,
@@ -386,7 +415,7 @@ def report_training_loss(optimizer: Optional[Optimizer], loss: float) -> None:
         observe(loss)
 
 
-class DropAfterBestDevSchedule(DevScoreListener):
+class DropAfterBestDevSchedule(StatefulSchedule, DevScoreListener):
     """TagLM's schedule (Peters et al. 2017, section 3): a constant rate while the dev
     score improves; once it has not improved for `patience` evaluations, the rate is
     divided by `factor` and training goes on for epochs_per_drop epochs, `drops` times
@@ -397,6 +426,17 @@ class DropAfterBestDevSchedule(DevScoreListener):
     """
 
     name = "spacy_lmcrf.drop_after_best_dev.v1"
+    state_fields = (
+        "rate",
+        "calls",
+        "best",
+        "bad_evaluations",
+        "n_scores",
+        "drops_done",
+        "phase_end",
+        "finished",
+        "history",
+    )
 
     def __init__(
         self,
