@@ -4,8 +4,9 @@ import json
 import math
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Optional, Tuple, Union
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from spacy.language import Language
 from spacy.training.loggers import console_logger_v3
@@ -14,6 +15,28 @@ from spacy.util import registry
 from .dev_scores import claim_listeners, publish_dev_score
 
 LogStep = Callable[[Optional[Dict[str, Any]]], None]
+
+# (steps completed, seconds) of the run that a logger set up now continues (a resumed
+# `spacy lmcrf train`), or None: see resumed_run
+_resumed: Optional[Tuple[int, float]] = None
+
+
+@contextmanager
+def resumed_run(steps: int, seconds: float) -> Iterator[None]:
+    """Loggers set up inside the context continue a run resumed after `steps` completed
+    steps and `seconds` of training: spacy_lmcrf.TimedLogger.v1 keeps its file's
+    evaluations of those steps (dropping any that the stopped run logged later), appends,
+    and counts steps and seconds on from there.
+
+    steps (int): the steps completed before the resume.
+    seconds (float): the seconds of training before the resume.
+    """
+    global _resumed
+    _resumed = (steps, seconds)
+    try:
+        yield
+    finally:
+        _resumed = None
 
 
 @registry.loggers("spacy_lmcrf.TimedLogger.v1")
@@ -53,13 +76,17 @@ def timed_logger(
         console_step, console_finalize = console(nlp, stdout, stderr)
         listeners = claim_listeners()
         path.parent.mkdir(parents=True, exist_ok=True)
+        n_steps, seconds_before = _resumed if _resumed is not None else (0, 0.0)
+        kept = records_before(path, n_steps) if _resumed is not None else []
         stream = path.open("w", encoding="utf8")
-        start = time.perf_counter()
-        n_steps = 0
+        start = time.perf_counter() - seconds_before
 
         def write(record: Dict[str, Any]) -> None:
             stream.write(json.dumps(record) + "\n")
             stream.flush()
+
+        for record in kept:
+            write(record)
 
         def log_step(info: Optional[Dict[str, Any]]) -> None:
             nonlocal n_steps
@@ -103,6 +130,20 @@ def dev_score_logger(
         return log_step, inner_finalize
 
     return setup
+
+
+def records_before(path: Path, steps: int) -> List[Dict[str, Any]]:
+    """The evaluation records of path for the first `steps` steps (none if no file; a
+    line cut short by a killed process is left out)."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return [r for r in records if r.get("event") == "evaluate" and r["step"] < steps]
 
 
 def evaluation_record(info: Dict[str, Any], seconds: float) -> Dict[str, Any]:
