@@ -33,6 +33,7 @@ components do not), the batches are those of `spacy train` with the same seed.
 
 import math
 import random
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,6 +305,8 @@ def write_checkpoint(
     progress: TrainingProgress,
     stream: TrainBatchStream,
     config: Config,
+    *,
+    finished: bool = False,
 ) -> Path:
     """Write the checkpoint directory at path, atomically (see the module's docstring).
 
@@ -313,6 +316,8 @@ def write_checkpoint(
     progress (TrainingProgress): where training is.
     stream (TrainBatchStream): the batch stream.
     config (Config): the config the run was started with, which a resume must match.
+    finished (bool): training has ended (the last checkpoint of a run that was not stopped
+        from outside): a new run in the same directory may replace it.
     RETURNS (Path): path.
     """
     names = parameter_names(nlp)
@@ -324,6 +329,7 @@ def write_checkpoint(
         tensors["stream.order"] = torch.tensor(start.order, dtype=torch.int64)
     meta = {
         "format": FORMAT,
+        "finished": finished,
         "config": config.to_str(),
         "progress": progress.to_meta(),
         "epoch_start": {"random_state": _jsonable_random_state(start.random_state)},
@@ -358,6 +364,34 @@ def read_checkpoint(path: Union[str, Path]) -> Checkpoint:
     if meta.get("format") != FORMAT:
         raise ResumeError(f"--resume: {path / STATE_FILE} is not a {FORMAT} checkpoint")
     return Checkpoint(path, tensors, meta)
+
+
+def remove_finished_checkpoint(path: Union[str, Path]) -> None:
+    """Before a new (not resumed) run: remove the checkpoint at path if its run finished;
+    refuse to remove one that a run left unfinished (killed, preempted), which only
+    --resume may use, or that cannot be read.
+
+    path (Union[str, Path]): the checkpoint's directory.
+    Raises ResumeError where the checkpoint is unfinished or unreadable.
+    """
+    path = Path(path)
+    recover_interrupted_save(path)
+    if not path.exists():
+        return
+    if (path / STATE_FILE).is_file():
+        try:
+            checkpoint = read_checkpoint(path)
+        except ValueError as err:
+            message = f"{path} holds a checkpoint that cannot be read ({err}); remove it"
+            raise ResumeError(message) from None
+        if not checkpoint.meta["finished"]:
+            step = checkpoint.progress.step
+            raise ResumeError(
+                f"{path} holds the checkpoint of an unfinished run ({step} steps done): add "
+                "--resume to go on from it, or remove it (or use another output directory) "
+                "to start again"
+            )
+    shutil.rmtree(path)
 
 
 def check_resumable_config(saved: Config, config: Config) -> None:

@@ -17,7 +17,6 @@ those the run would have taken had it not stopped (the same batches, updates and
 evaluations; on a CPU the same numbers).
 """
 
-import shutil
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -57,6 +56,7 @@ from .checkpoint import (
     TrainingProgress,
     check_resumable_config,
     read_checkpoint,
+    remove_finished_checkpoint,
     reseed_cupy,
     restore_optimizer,
     restore_random_states,
@@ -111,6 +111,8 @@ def train_pipeline(
     with show_validation_error(config_path):
         config = util.load_config(config_path, overrides=overrides, interpolate=False)
     checkpoint = None
+    if not resume and output_path is not None:
+        remove_finished_checkpoint(output_path / DIR_CHECKPOINT)  # before the long init
     if resume:
         assert output_path is not None
         checkpoint = read_checkpoint(output_path / DIR_CHECKPOINT)
@@ -214,10 +216,10 @@ def train_initialized(
         if is_best:
             copy_directory_atomically(output_path / DIR_MODEL_LAST, output_path / DIR_MODEL_BEST)
 
-    def save_checkpoint() -> None:
+    def save_checkpoint(finished: bool = False) -> None:
         nonlocal checkpointed_step
         assert output_path is not None
-        if progress.step == checkpointed_step:
+        if progress.step == checkpointed_step and not finished:
             return
         write_checkpoint(
             output_path / DIR_CHECKPOINT,
@@ -226,6 +228,7 @@ def train_initialized(
             progress,
             stream,
             run_config if run_config is not None else nlp.config,
+            finished=finished,
         )
         checkpointed_step = progress.step
         cadence.start(progress.seconds)
@@ -252,8 +255,8 @@ def train_initialized(
             recover_interrupted_save(output_path / name)  # a killed run's temporary siblings
     if resume_from is None:
         clean_output_dir(output_path)
-        if output_path is not None and (output_path / DIR_CHECKPOINT).exists():
-            shutil.rmtree(output_path / DIR_CHECKPOINT)  # an earlier run's
+        if output_path is not None:
+            remove_finished_checkpoint(output_path / DIR_CHECKPOINT)
     stdout.write(printer.info(f"Pipeline: {nlp.pipe_names}") + "\n")
     if frozen_components:
         stdout.write(printer.info(f"Frozen components: {frozen_components}") + "\n")
@@ -284,7 +287,7 @@ def train_initialized(
     except SystemExit:
         # a clean stop between steps (spacy_lmcrf.stop_after_minutes.v1, a schedule's end)
         if checkpointing and progress.step:
-            save_checkpoint()
+            save_checkpoint(finished=True)
         raise
     except Exception as err:
         if output_path is not None:
@@ -298,7 +301,7 @@ def train_initialized(
         if output_path is not None:
             save_pipeline(False)
     if checkpointing and progress.step:
-        save_checkpoint()  # a later --resume with a larger max_steps goes on from here
+        save_checkpoint(finished=True)  # --resume with a larger max_steps goes on from here
     if optimizer.averages:
         nlp.use_params(optimizer.averages)
     if output_path is None:

@@ -16,18 +16,25 @@ import numpy
 import pytest
 import spacy
 import torch
-from thinc.api import Config, PyTorchShim
+from thinc.api import Adam, Config, Optimizer, PyTorchShim, warmup_linear
 
 from spacy_lmcrf.cli import run_as_program
+from spacy_lmcrf.ml.modules.tensor_file import tensors_from_bytes, tensors_to_bytes
 from spacy_lmcrf.training.checkpoint import (
+    Checkpoint,
     CheckpointCadence,
     ResumeError,
     TrainBatchStream,
     check_resumable_config,
+    optimizer_state,
+    parameter_names,
     read_checkpoint,
+    remove_finished_checkpoint,
+    restore_optimizer,
 )
+from spacy_lmcrf.training.optimizers import SGD_momentum, adagrad, anneal_on_loss_plateau
 
-from ..util import ROOT, TINY_TOK2VEC, convert_ner_sample
+from ..util import ROOT, TINY_TOK2VEC, convert_ner_sample, make_nlp, ner_examples
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 N_STEPS = 10
@@ -49,9 +56,9 @@ write_checkpoint = train.write_checkpoint
 replace_directory_atomically = checkpoint.replace_directory_atomically
 step = [None]
 
-def write_then_kill(path, nlp, optimizer, progress, stream, config):
+def write_then_kill(path, nlp, optimizer, progress, stream, config, **options):
     step[0] = progress.step
-    written = write_checkpoint(path, nlp, optimizer, progress, stream, config)
+    written = write_checkpoint(path, nlp, optimizer, progress, stream, config, **options)
     if progress.step == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
     return written
@@ -224,7 +231,10 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, corpus, uni
     assert result.returncode == 0, result.stdout + result.stderr
     check_same_as_uninterrupted(output, uninterrupted)
     assert [e["step"] for e in evaluations(output)] == [0, 3, 6, 9]
-    assert read_checkpoint(output / "checkpoint").progress.step == N_STEPS + 1  # the last one
+    last = read_checkpoint(output / "checkpoint")
+    assert last.progress.step == N_STEPS + 1 and last.meta["finished"]
+    remove_finished_checkpoint(output / "checkpoint")  # what a new run in output does
+    assert not (output / "checkpoint").exists()
 
 
 @pytest.mark.slow
@@ -254,6 +264,16 @@ def test_resume_refuses_a_changed_config(tmp_path, corpus, killed, capsys):
     error = capsys.readouterr().err
     assert "Error: --resume: the config differs" in error
     assert "training.optimizer.momentum" in error
+
+
+@pytest.mark.slow
+def test_a_new_run_refuses_to_drop_an_unfinished_checkpoint(tmp_path, corpus, killed, capsys):
+    output = tmp_path / "out"
+    shutil.copytree(killed, output)
+    assert run_as_program("train", training_args(corpus, output), "spacy lmcrf train") == 1
+    error = capsys.readouterr().err
+    assert "holds the checkpoint of an unfinished run (5 steps done): add --resume" in error
+    assert read_checkpoint(output / "checkpoint").progress.step == 5
 
 
 def test_resume_without_a_checkpoint_is_an_error(tmp_path, capsys):
@@ -343,3 +363,47 @@ def test_random_states_round_trip(tmp_path):
     torch.manual_seed(4)
     restore_random_states(Checkpoint(tmp_path, tensors, {"random": meta}))
     assert (random.random(), numpy.random.rand(), torch.rand(1).item()) == expected
+
+
+def adam_with_warmup() -> Optimizer:
+    """Thinc's mom1, mom2 and averages; a generator schedule, which a resume replays."""
+    return Adam(warmup_linear(0.01, warmup_steps=2, total_steps=10), use_averages=True)
+
+
+def sgd_with_plateau() -> Optimizer:
+    """MomentumSGD.velocities; a schedule with state, saved and restored."""
+    return SGD_momentum(anneal_on_loss_plateau(0.05, steps_per_epoch=1, patience=1))
+
+
+def adagrad_constant() -> Optimizer:
+    """Adagrad's accumulators."""
+    return adagrad(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make_optimizer", [adam_with_warmup, sgd_with_plateau, adagrad_constant])
+def test_optimizer_state_restored_into_a_rebuilt_pipeline(tmp_path, make_optimizer):
+    """Saved by parameter names, the state of an optimizer goes on in a pipeline built again
+    (other model ids): the next update is the one the first pipeline makes."""
+    nlp = make_nlp("lm_crf_ner")
+    examples = ner_examples(nlp)
+    nlp.initialize(lambda: examples)
+    optimizer = make_optimizer()
+    for _ in range(3):
+        nlp.update(examples, sgd=optimizer)
+        optimizer.step_schedules()
+    tensors, meta = optimizer_state(optimizer, parameter_names(nlp), steps_done=3)
+    tensors, meta = tensors_from_bytes(tensors_to_bytes(tensors, {"optimizer": meta}))
+    rebuilt = make_nlp("lm_crf_ner")
+    rebuilt.initialize(lambda: ner_examples(rebuilt))
+    rebuilt.from_bytes(nlp.to_bytes())
+    restored = make_optimizer()
+    restore_optimizer(restored, rebuilt, Checkpoint(tmp_path, tensors, meta))
+    assert restored.learn_rate == optimizer.learn_rate
+    for pipeline, optimizer_ in ((nlp, optimizer), (rebuilt, restored)):
+        pipeline.update(ner_examples(pipeline), sgd=optimizer_)
+        optimizer_.step_schedules()
+        assert optimizer_.learn_rate == optimizer.learn_rate
+    nlp.to_disk(tmp_path / "first")
+    rebuilt.to_disk(tmp_path / "rebuilt")
+    assert max_weight_difference(tmp_path / "first", tmp_path / "rebuilt") == 0.0
