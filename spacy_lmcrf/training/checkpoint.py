@@ -210,7 +210,7 @@ class TrainBatchStream:
         if order is None and examples is not None:
             order = list(range(len(examples)))
         epoch, skip = self.first_epoch, self.skip
-        while self.max_epochs < 1 or epoch != self.max_epochs:
+        while self.max_epochs < 1 or epoch < self.max_epochs:
             with self.own_random():
                 self.epoch_starts = {e: s for e, s in self.epoch_starts.items() if e == epoch - 1}
                 self.epoch_starts[epoch] = EpochStart(
