@@ -2,7 +2,6 @@
 ends) right after a checkpoint goes on with --resume to the same weights and the same
 evaluations as a run that was never stopped."""
 
-import json
 import signal
 import subprocess
 import sys
@@ -18,27 +17,41 @@ from ..util import ROOT
 from .test_char_lm_pretraining import read_log, text_dir  # noqa: F401 (text_dir: a fixture)
 from .test_pretrain_checkpoints import KINDS, pretrain, resume
 
-# Runs pretrain_lms in a process of its own that SIGKILLs itself at the end of optimizer
-# step number argv[4] (the step after the checkpoint: it is under way when the kill comes)
+# Runs pretrain_lms in a process of its own that SIGKILLs itself: "step" at the end of
+# optimizer step number kill_at (the step after a checkpoint is under way), "checkpoint"
+# as it begins to write step kill_at's checkpoint (at an evaluation: its log record and
+# LM files written, the checkpoint not)
 KILLED_RUN = """
-import itertools, json, os, signal, sys
+import os, signal, sys
 from pathlib import Path
 from thinc.api import Config
-from tests.pretrain.test_pretrain_checkpoints import pretrain_with_action
-kind, config_path, output_dir, kill_at = sys.argv[1:5]
-config = Config(json.loads(Path(config_path).read_text()))
-pretrain_with_action(
-    kind, config, Path(output_dir), int(kill_at), lambda: os.kill(os.getpid(), signal.SIGKILL)
-)
+import spacy_lmcrf.pretrain.lm_training as lm_training
+from tests.pretrain.test_pretrain_checkpoints import pretrain, pretrain_with_action
+kind, config_path, output_dir, when, kill_at = sys.argv[1:6]
+config = Config().from_disk(config_path)
+kill = lambda: os.kill(os.getpid(), signal.SIGKILL)
+if when == "step":
+    pretrain_with_action(kind, config, Path(output_dir), int(kill_at), kill)
+else:
+    write = lm_training.write_tensor_file
+
+    def write_or_die(path, tensors, meta):
+        if meta["progress"]["step"] == int(kill_at):
+            kill()
+        write(path, tensors, meta)
+
+    lm_training.write_tensor_file = write_or_die
+    pretrain(kind, config, Path(output_dir))
 """
 
 
-def run_killed(kind: str, config, output_dir: Path, kill_at: int) -> None:
-    """Train config in a subprocess that SIGKILL ends during step kill_at."""
-    config_path = output_dir.parent / f"{output_dir.name}.json"
-    config_path.write_text(json.dumps(config), encoding="utf8")
+def run_killed(kind: str, config, output_dir: Path, when: str, kill_at: int) -> None:
+    """Train config in a subprocess that SIGKILL ends (see KILLED_RUN)."""
+    config_path = output_dir.parent / f"{output_dir.name}.cfg"
+    config.to_disk(config_path)
     process = subprocess.run(
-        [sys.executable, "-c", KILLED_RUN, kind, str(config_path), str(output_dir), str(kill_at)],
+        [sys.executable, "-c", KILLED_RUN, kind, str(config_path), str(output_dir), when]
+        + [str(kill_at)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -81,7 +94,7 @@ def test_sigkill_after_a_checkpoint_then_resume_reaches_the_same_weights(
     config = make_config(text_dir / "train", text_dir / "dev.txt", max_steps=50, **checkpoints)
     straight, killed = text_dir / "straight", text_dir / "killed"
     pretrain(kind, config, straight)
-    run_killed(kind, config, killed, checkpoint_step + 1)
+    run_killed(kind, config, killed, "step", checkpoint_step + 1)
     assert read_tensor_file(killed / CHECKPOINT)[1]["progress"]["step"] == checkpoint_step
     final = resume(kind, config, killed)
     assert final["step"] == 50
@@ -92,3 +105,21 @@ def test_sigkill_after_a_checkpoint_then_resume_reaches_the_same_weights(
     assert [r["step"] for r in evaluations(killed)] == expected_steps
     dev_key = "dev_bpc" if kind == "char" else "dev_ppl"
     assert all(torch.isfinite(torch.tensor(r[dev_key])) for r in evaluations(killed))
+
+
+@pytest.mark.slow
+def test_sigkill_between_an_evaluations_log_record_and_its_checkpoint(text_dir):  # noqa: F811
+    """The log already holds step 30's evaluation, the checkpoint is step 20's: the resumed
+    run drops the record and evaluates step 30 again, so the log is the straight run's."""
+    config = KINDS["char"][2](
+        text_dir / "train", text_dir / "dev.txt", max_steps=50, eval_every=10, checkpoint_minutes=0
+    )
+    straight, killed = text_dir / "straight", text_dir / "killed"
+    pretrain("char", config, straight)
+    run_killed("char", config, killed, "checkpoint", 30)
+    assert read_tensor_file(killed / CHECKPOINT)[1]["progress"]["step"] == 20
+    assert [r["step"] for r in evaluations(killed)] == [10, 20, 30]
+    resume("char", config, killed)
+    assert max_abs_difference("char", straight, killed) <= 1e-6
+    assert evaluations(killed) == evaluations(straight)
+    assert [r["step"] for r in evaluations(killed)] == [10, 20, 30, 40, 50]
