@@ -104,9 +104,11 @@ def measures(output_dir: Path) -> List[dict]:
     ]
 
 
-def tiny_config_file(kind: str, text_dir: Path, **training) -> tuple:  # noqa: F811
+def tiny_config_file(kind: str, text_dir: Path, dropout: float = 0.0, **training) -> tuple:  # noqa: F811
+    """A tiny config and its file; without dropout (the default) two processes make the
+    same updates as one (no dropout masks drawn per rank)."""
     config = KINDS[kind][2](text_dir / "train", text_dir / "dev.txt", **training)
-    config["model"]["dropout"] = 0.0  # the same updates as one process: no dropout masks
+    config["model"]["dropout"] = dropout
     path = text_dir / f"{kind}.cfg"
     config.to_disk(path)
     return config, path
@@ -141,6 +143,20 @@ def test_two_processes_train_resume_and_save_as_one_process(text_dir, kind):  # 
     pretrain(kind, {**config, **further}, text_dir / "straight35")
     resume(kind, {**config, **further}, ddp)
     assert max_abs_difference(kind, text_dir / "straight35", ddp) <= 1e-5
+
+
+@pytest.mark.slow
+def test_two_processes_with_dropout_resume_exactly(text_dir):  # noqa: F811
+    """Each rank's random state is in the checkpoint: stopped at step 20 and resumed,
+    two processes with dropout reach the weights of two that went on."""
+    _, config_path = tiny_config_file("char", text_dir, dropout=0.2, max_steps=30, eval_every=10)
+    straight, resumed = text_dir / "straight", text_dir / "resumed"
+    run_torchrun("char", config_path, straight)
+    run_torchrun("char", config_path, resumed, "--training.max_steps=20")
+    run_torchrun("char", config_path, resumed, "--resume")
+    assert max_abs_difference("char", straight, resumed) <= 1e-6
+    assert measures(resumed) == measures(straight)
+    assert "rng.torch.rank1" in read_tensor_file(resumed / CHECKPOINT)[0]
 
 
 def worker_pid(launcher_pid: int, rank: int) -> Optional[int]:
