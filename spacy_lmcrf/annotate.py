@@ -67,6 +67,8 @@ Row = Dict[str, Any]
 Result = Tuple[Dict[str, Any], Optional[Doc], int]
 
 SHARD_SUFFIXES = (".txt", ".jsonl", ".spacy")
+# Ray Data's block size on --engine ray (its default is 128 MiB): a few hundred sentences
+BLOCK_BYTES = 64 * 1024
 RAY_INSTALL = 'pip install "spacy-lmcrf[ray]" (or pip install "ray[data]>=2.9,<3")'
 
 
@@ -319,10 +321,11 @@ def annotate_shards_on_ray(
     keep_docs: bool = False,
     annotator: type = PipelineAnnotator,
 ) -> Iterator[Result]:
-    """Annotate the shards on Ray Data, in input order (DataContext's preserve_order):
-    read in tasks (a shard each), annotated by a pool of `actors` actors, streamed back
-    here. Ray must be initialized (ray.init): the caller decides where it runs. A batch
-    whose actor dies is retried on the restarted actor.
+    """Annotate the shards on Ray Data, in input order: read in tasks (a shard each, in
+    blocks of BLOCK_BYTES), annotated by a pool of `actors` actors, streamed back here.
+    Ray must be initialized (ray.init): the caller decides where it runs. A batch whose
+    actor dies is retried on the restarted actor. Sets the current DataContext's
+    preserve_order and target_max_block_size.
 
     model (str): pipeline name or directory, loadable by every actor.
     shards (Sequence[Path]): the inputs, at paths every worker can read.
@@ -341,6 +344,9 @@ def annotate_shards_on_ray(
     paths = [{"path": str(shard.resolve()), "source": str(shard)} for shard in shards]
     # Reading takes no CPU from the pool's reservation: with every CPU held by an actor,
     # a read task that needs one would wait forever.
+    # A block goes to one actor: small blocks let all actors work on one shard. (A
+    # repartition would run as tasks that need a CPU, which the actors may all hold.)
+    context.target_max_block_size = BLOCK_BYTES
     dataset = ray.data.from_items(paths).flat_map(_read_shard_rows, num_cpus=0)
     dataset = dataset.map_batches(
         annotator,
