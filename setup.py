@@ -17,7 +17,9 @@ LINT = ["ruff==0.17.6", "mypy==1.19.1"]
 # setuptools>=70.1 for tests/tools/test_package.py: `spacy lmcrf package` builds wheels offline
 # (pip wheel --no-build-isolation), which needs setuptools' own bdist_wheel, and a new venv of
 # Python 3.11 has setuptools 65.5, without it.
-TEST = ["pytest>=7", "weasel>=1.0.1", "setuptools>=70.1", *TRANSFORMERS, *BENCH, *LINT]
+# Ray Data for `spacy lmcrf annotate --engine ray` (the module imports it only then)
+RAY = ["ray[data]>=2.9,<3"]
+TEST = ["pytest>=7", "weasel>=1.0.1", "setuptools>=70.1", *TRANSFORMERS, *BENCH, *LINT, *RAY]
 
 setup(
     name="spacy-lmcrf",
@@ -46,6 +48,7 @@ setup(
         "test": TEST,
         "bench": BENCH,
         "lint": LINT,
+        "ray": RAY,
         "transformers": TRANSFORMERS,
     },
     entry_points={

@@ -123,22 +123,44 @@ def train_cli(
     ),
     verbose: bool = Opt(False, "--verbose", "-V", "-VV", help="Show more for debugging"),
     use_gpu: int = Opt(-1, "--gpu-id", "-g", help="GPU ID or -1 for CPU"),
+    checkpoint_minutes: float = Opt(
+        0.0, "--checkpoint-minutes", help="Write OUTPUT/checkpoint every N minutes (0: never)"
+    ),
+    checkpoint_steps: int = Opt(
+        0, "--checkpoint-steps", help="Write OUTPUT/checkpoint every N steps (0: never)"
+    ),
+    resume: bool = Opt(False, "--resume", help="Go on from OUTPUT/checkpoint"),
 ):
-    """Train a pipeline like `spacy train`, saving atomically.
+    """Train a pipeline like `spacy train`, saving atomically; checkpoints and resume.
 
     The same config, overrides and output directory as `spacy train`, but model-best and
     model-last are written atomically: a process killed while saving leaves a complete
-    pipeline, the previous one or the new one, never a half-written one. No --code: this
+    pipeline, the previous one or the new one, never a half-written one. With
+    --checkpoint-minutes and/or --checkpoint-steps, OUTPUT/checkpoint holds all a run needs
+    to go on (weights, optimizer, schedules, step, scores, random states, position in the
+    batches), written atomically and again when training ends; --resume goes on from it
+    with the same config and overrides (it may change only max_steps, max_epochs, patience,
+    eval_frequency, the logger, before_to_disk and gpu_allocator). No --code: this
     package's functions load through entry points. A missing or unreadable file (the
-    config, a corpus) ends it with a one-line error."""
+    config, a corpus), or a checkpoint that cannot be resumed, ends it with a one-line
+    error."""
+    from .training.checkpoint import ResumeError
     from .training.train import train_pipeline
 
     if verbose:
         util.logger.setLevel(logging.DEBUG)
     overrides = parse_config_overrides(ctx.args)
-    with exit_on_error(OSError):
+    with exit_on_error(OSError, ResumeError):
         check_input(config_path, "config file")
-        train_pipeline(config_path, output_path, overrides=overrides, use_gpu=use_gpu)
+        train_pipeline(
+            config_path,
+            output_path,
+            overrides=overrides,
+            use_gpu=use_gpu,
+            checkpoint_minutes=checkpoint_minutes,
+            checkpoint_steps=checkpoint_steps,
+            resume=resume,
+        )
 
 
 @lmcrf_cli.command("pretrain-char-lm", context_settings=EXTRA_ARGS)
@@ -147,7 +169,9 @@ def pretrain_char_lm_cli(
     config_path: Path = Arg(..., help="Pretraining config file", allow_dash=False),
     output_dir: Path = Arg(..., help="Directory for the LM file, checkpoints and log"),
     resume: bool = Opt(False, "--resume", "-R", help="Go on from output_dir's checkpoint"),
-    gpu_id: int = Opt(-1, "--gpu-id", "-g", help="GPU ID or -1 for CPU"),
+    gpu_id: int = Opt(
+        -1, "--gpu-id", "-g", help="GPU ID or -1 for CPU (under torchrun: any ID, cuda:LOCAL_RANK)"
+    ),
 ):
     """Pretrain forward and backward character LMs.
 
@@ -158,7 +182,10 @@ def pretrain_char_lm_cli(
     OUTPUT_DIR/char_lm.msgpack, is what spacy_lmcrf.ContextualStringEmbeddings.v1's
     lm_path names. Checkpoints are written at evaluations, every [training]
     checkpoint_minutes, and on Ctrl-C or SIGTERM, which end the run after the current
-    step (exit status 130 / 143; a second one aborts)."""
+    step (exit status 130 / 143; a second one aborts). Under torchrun
+    (python -m torch.distributed.run --nproc_per_node N -m spacy lmcrf pretrain-char-lm
+    ...) N processes share every batch of batch_size rows (gloo on CPU; with --gpu-id,
+    NCCL and one GPU per process); rank 0 writes the files."""
     from .pretrain.char_lm_training import pretrain_char_lm, read_settings
 
     record = _pretrain(
@@ -173,7 +200,9 @@ def pretrain_word_lm_cli(
     config_path: Path = Arg(..., help="Pretraining config file", allow_dash=False),
     output_dir: Path = Arg(..., help="Directory for the LM file, checkpoints and log"),
     resume: bool = Opt(False, "--resume", "-R", help="Go on from output_dir's checkpoint"),
-    gpu_id: int = Opt(-1, "--gpu-id", "-g", help="GPU ID or -1 for CPU"),
+    gpu_id: int = Opt(
+        -1, "--gpu-id", "-g", help="GPU ID or -1 for CPU (under torchrun: any ID, cuda:LOCAL_RANK)"
+    ),
 ):
     """Pretrain forward and backward word-level LMs.
 
@@ -183,8 +212,8 @@ def pretrain_word_lm_cli(
     directories or .gz files, streamed; truncated BPTT; dev perplexity; checkpoints;
     resume. Config overrides as in `spacy train`. The result,
     OUTPUT_DIR/word_lm.msgpack, is what spacy_lmcrf.BiLMEmbeddings.v1's lm_path names.
-    Checkpoints as in pretrain-char-lm (evaluations, checkpoint_minutes, Ctrl-C or
-    SIGTERM)."""
+    Checkpoints (evaluations, checkpoint_minutes, Ctrl-C or SIGTERM) and torchrun as in
+    pretrain-char-lm."""
     from .pretrain.word_lm_training import pretrain_word_lm, read_settings
 
     record = _pretrain(
