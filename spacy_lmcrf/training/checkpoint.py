@@ -57,6 +57,7 @@ from spacy.errors import Errors
 from spacy.language import Language
 from spacy.training import Example
 from thinc.api import Config, Model, Optimizer, get_current_ops
+from thinc.compat import cupy, has_cupy  # cupy only through thinc: optional
 from thinc.shims import PyTorchShim
 from thinc.util import get_torch_default_device
 
@@ -592,11 +593,8 @@ def restore_random_states(checkpoint: Checkpoint) -> None:
 def reseed_cupy(seed: int, step: int) -> None:
     """cupy's generator state cannot be saved: on a GPU, a run reseeds it from the training
     seed and the step at every checkpoint, and a resumed run does the same."""
-    try:
-        import cupy
-    except ImportError:
-        return
-    cupy.random.seed((seed * 1_000_003 + step) % 2**32)
+    if has_cupy:
+        cupy.random.seed((seed * 1_000_003 + step) % 2**32)
 
 
 def _python_random_state(saved: Sequence[Any]) -> Tuple[Any, ...]:
