@@ -713,3 +713,22 @@ def test_common_paths_are_the_repository_and_results():
     common = bench("common")
     assert common.ROOT == ROOT.resolve() and (common.ROOT / "project.yml").exists()
     assert common.RESULTS == ROOT.resolve() / "benchmarks" / "results" and common.RESULTS.is_dir()
+
+
+@pytest.mark.slow
+def test_annotate_engines_times_the_local_engine(tmp_path, sample_corpus):
+    from tests.util import make_nlp, ner_examples, train
+
+    nlp = make_nlp("lm_crf_ner")
+    train(nlp, ner_examples(nlp), 2)
+    nlp.to_disk(tmp_path / "model")
+    output = tmp_path / "engines.json"
+    command = [sys.executable, str(SCRIPTS / "annotate_engines.py"), str(tmp_path / "model")]
+    command += [str(sample_corpus / "dev30.spacy"), str(output), "--docs", "30", "--shards", "3"]
+    command += ["--engines", "local"]
+    result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(output.read_text())
+    assert set(summary["runs"]) == {"local"} and summary["docs"] == 30
+    local = summary["runs"]["local"]
+    assert local["docs"] == 30 and local["tokens"] > 30 and local["tokens_per_second"] > 0
