@@ -54,7 +54,7 @@ from spacy.vocab import Vocab
 from tqdm import tqdm
 from wasabi import msg
 
-from .evaluate import render_displacy
+from .evaluate import load_pipeline, render_displacy
 from .pipeline import CRFEntityRecognizer, CRFSequenceLabeler, CRFTagger
 
 SpanRow = Tuple[str, str, float]
@@ -525,7 +525,7 @@ def annotate_cli(
     if engine == "local" and gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     try:
-        nlp = spacy.load(model)
+        nlp = load_pipeline(model)
     except (OSError, ValueError) as error:
         msg.fail(f"Cannot load the pipeline {model}: {error}", exits=1)
     kind = key = ""

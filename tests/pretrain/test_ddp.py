@@ -19,7 +19,7 @@ from spacy_lmcrf.pretrain.distributed import Ranks, launched_ranks, row_share
 from spacy_lmcrf.pretrain.lm_training import CHECKPOINT, joined_states, state_share
 
 from .test_char_lm_pretraining import read_log, text_dir  # noqa: F401 (text_dir: a fixture)
-from .test_pretrain_checkpoints import KINDS, pretrain, resume
+from .test_pretrain_checkpoints import KINDS, max_abs_difference, pretrain, resume
 
 COMMANDS = {"char": "pretrain-char-lm", "word": "pretrain-word-lm"}
 MEASURES = {"char": "bpc", "word": "ppl"}
@@ -85,14 +85,6 @@ def run_torchrun(kind: str, config_path: Path, output_dir: Path, *args: str) -> 
         timeout=300,
     )
     assert process.returncode == 0, process.stdout + process.stderr
-
-
-def max_abs_difference(kind: str, a: Path, b: Path) -> float:
-    model_class, last_file = KINDS[kind][3:]
-    weights_a = model_class.load(a / last_file).state_dict()
-    weights_b = model_class.load(b / last_file).state_dict()
-    assert weights_a.keys() == weights_b.keys()
-    return max(float((weights_a[k] - weights_b[k]).abs().max()) for k in weights_a)
 
 
 def measures(output_dir: Path) -> List[dict]:

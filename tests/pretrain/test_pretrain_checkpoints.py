@@ -88,12 +88,24 @@ def assert_same_run(kind: str, straight: Path, resumed: Path) -> None:
     a = model_class.load(straight / last_file).state_dict()
     b = model_class.load(resumed / last_file).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-
-    def evaluations(path: Path):
-        records = [r for r in read_log(path / "log.jsonl") if r["event"] == "evaluate"]
-        return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
-
     assert evaluations(straight) == evaluations(resumed)
+
+
+def evaluations(output_dir: Path):
+    """The log's evaluation records, without their wall-clock seconds."""
+    records = read_log(output_dir / "log.jsonl")
+    return [
+        {k: v for k, v in r.items() if k != "seconds"} for r in records if r["event"] == "evaluate"
+    ]
+
+
+def max_abs_difference(kind: str, a: Path, b: Path) -> float:
+    """The largest difference between the weights of two runs' last LM files."""
+    model_class, last_file = KINDS[kind][3:]
+    weights_a = model_class.load(a / last_file).state_dict()
+    weights_b = model_class.load(b / last_file).state_dict()
+    assert weights_a.keys() == weights_b.keys()
+    return max(float((weights_a[k] - weights_b[k]).abs().max()) for k in weights_a)
 
 
 def checkpoint_step(output_dir: Path) -> int:

@@ -14,8 +14,14 @@ from spacy_lmcrf.ml.modules.tensor_file import read_tensor_file
 from spacy_lmcrf.pretrain.lm_training import CHECKPOINT
 
 from ..util import ROOT
-from .test_char_lm_pretraining import read_log, text_dir  # noqa: F401 (text_dir: a fixture)
-from .test_pretrain_checkpoints import KINDS, pretrain, resume
+from .test_char_lm_pretraining import text_dir  # noqa: F401 (a fixture)
+from .test_pretrain_checkpoints import (
+    KINDS,
+    evaluations,
+    max_abs_difference,
+    pretrain,
+    resume,
+)
 
 # Runs pretrain_lms in a process of its own that SIGKILLs itself: "step" at the end of
 # optimizer step number kill_at (the step after a checkpoint is under way), "checkpoint"
@@ -58,21 +64,6 @@ def run_killed(kind: str, config, output_dir: Path, when: str, kill_at: int) -> 
         timeout=300,
     )
     assert process.returncode == -signal.SIGKILL, process.stdout + process.stderr
-
-
-def max_abs_difference(kind: str, a: Path, b: Path) -> float:
-    model_class, last_file = KINDS[kind][3:]
-    weights_a = model_class.load(a / last_file).state_dict()
-    weights_b = model_class.load(b / last_file).state_dict()
-    assert weights_a.keys() == weights_b.keys()
-    return max(float((weights_a[k] - weights_b[k]).abs().max()) for k in weights_a)
-
-
-def evaluations(output_dir: Path):
-    records = read_log(output_dir / "log.jsonl")
-    return [
-        {k: v for k, v in r.items() if k != "seconds"} for r in records if r["event"] == "evaluate"
-    ]
 
 
 @pytest.mark.slow
