@@ -8,7 +8,8 @@ The tiny data, sizes and paths each config gets are in harness.py."""
 import pytest
 import spacy
 from spacy.cli.debug_config import debug_config
-from spacy.util import load_config
+from spacy.language import Language
+from spacy.util import combine_score_weights, load_config
 
 from spacy_lmcrf.ml.modules.char_lm import BiCharLM
 from spacy_lmcrf.ml.modules.word_lm import BiWordLM
@@ -78,6 +79,30 @@ def test_config_is_valid(name, data):
         assert module.read_settings(config)["model"]
     else:
         debug_config(path, overrides=settings)
+
+
+def _pipeline_config_names():
+    return [n for n in CONFIG_NAMES if not is_pretraining(load_config(CONFIGS / f"{n}.cfg"))]
+
+
+@pytest.mark.parametrize("name", _pipeline_config_names())
+def test_dev_score_is_what_the_config_weights(name):
+    """spaCy adds every factory's default score weights to [training.score_weights]. A default
+    the config leaves in (lm_crf_spans' spans_sc_f, when the spans key is not "sc") counts in
+    the dev score at 0: the score spaCy logs, plots and selects by would be a fraction of the
+    config's metric (half the chunk F1 before the chunk configs nulled it)."""
+    _skip_unless_installed(name)
+    config = load_config(CONFIGS / f"{name}.cfg")
+    weights = config["training"]["score_weights"]
+    defaults = [
+        Language.get_factory_meta(component["factory"]).default_score_weights
+        for component in config["components"].values()
+        if "factory" in component
+    ]
+    combined = combine_score_weights(defaults, weights)
+    assert {key for key, value in combined.items() if value} == {
+        key for key, value in weights.items() if value
+    }
 
 
 @pytest.mark.slow
