@@ -209,6 +209,71 @@ def test_aggregate_mean_std(tmp_path, capsys):
     assert aggregate.main([f"{tmp_path}/a/*.json", "--keys", "nope"]) == 1
 
 
+def _budget_summary(path, seed, metric, dev, test, words_per_second=1000.0):
+    """A budget.py summary as task_table.py reads it."""
+    curve = [
+        {"seconds": 60.0 * i, "step": 10 * i, "epoch": 0, "words": 600 * i, "score": dev}
+        for i in range(1, 4)
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "seed": seed,
+        "metric": metric,
+        "steps": 30 + seed,
+        "budget_minutes": 30,
+        "curve": curve,
+        f"dev_{metric}": dev,
+        f"test_{metric}": test,
+        "test": {"words_per_second": words_per_second},
+    }
+    path.write_text(json.dumps(summary))
+    return path
+
+
+def test_task_table_rows(tmp_path, capsys):
+    task_table = bench("task_table")
+    for seed, (dev, test) in enumerate([(96.0, 95.0), (97.0, 96.0)]):
+        _budget_summary(tmp_path / "a" / f"seed{seed}.json", seed, "accuracy", dev, test, 2000.0)
+    _budget_summary(tmp_path / "b" / "seed0.json", 0, "accuracy", 90.0, 89.5, 500.0)
+    out = tmp_path / "table.json"
+    code = task_table.main(
+        [
+            "--n-seeds",
+            "2",
+            f"ours={tmp_path}/a/seed{{seed}}.json",
+            f"peer={tmp_path}/b/*.json",
+            "--output",
+            str(out),
+            "--markdown",
+            str(tmp_path / "table.md"),
+        ]
+    )
+    assert code == 0
+    table = capsys.readouterr().out
+    assert (
+        "| system | seeds | steps (mean) | training words/s | dev accuracy | test accuracy |"
+        in table
+    )
+    # 1,800 words by 180 s; sample std of 95 and 96
+    ours = "| ours | 2 | 30 | 10 | 96.50 ± 0.71 | 95.50 ± 0.71 | 95.00 (96.00), 96.00 (97.00) |"
+    assert ours + " 2,000 |" in table
+    assert "| peer | 1 | 30 | 10 | 90.00 | 89.50 | 89.50 (90.00) | 500 |" in table
+    assert (tmp_path / "table.md").read_text() == table
+    systems = json.loads(out.read_text())["systems"]
+    assert systems["ours"]["test"] == [95.0, 96.0] and systems["peer"]["test_std"] is None
+
+
+def test_task_table_refuses_what_it_cannot_compare(tmp_path, capsys):
+    task_table = bench("task_table")
+    _budget_summary(tmp_path / "seed0.json", 0, "accuracy", 96.0, 95.0)
+    _budget_summary(tmp_path / "seed1.json", 1, "f1", 90.0, 89.0)
+    (tmp_path / "other.json").write_text(json.dumps({"test_f1": 90.0}))
+    assert task_table.main([f"mixed={tmp_path}/seed*.json"]) == 1
+    assert "mix metrics ['accuracy', 'f1']" in capsys.readouterr().err
+    assert task_table.main([f"x={tmp_path}/other.json"]) == 1
+    assert "not a budget.py summary (no metric, seed, steps, curve, test" in capsys.readouterr().err
+
+
 def test_plot_curves_writes_png(tmp_path):
     pytest.importorskip("matplotlib")
     plot_curves = bench("plot_curves")

@@ -40,6 +40,7 @@ TASK_OF_FACTORY = {
     "lm_crf_spans": "chunk",
     "lm_crf_tagger": "pos",
     "ner": "ner",  # spaCy's own, in spacy_ner_cpu*.cfg
+    "tagger": "pos",  # spaCy's own, in spacy_tagger_cpu.cfg
 }
 EXAMPLES = {"ner": ner_examples, "chunk": chunk_examples, "pos": tag_examples}
 
@@ -116,6 +117,13 @@ TINY: Dict[str, Dict[str, Any]] = {
         "components.tok2vec.model.encode.depth": 2,
         "training.optimizer.learn_rate": 0.01,
     },
+    # spaCy's own tagger (the POS peer), likewise
+    "spacy_tagger_cpu": {
+        "components.tok2vec.model.embed.include_static_vectors": False,
+        "components.tok2vec.model.encode.width": 32,
+        "components.tok2vec.model.encode.depth": 2,
+        "training.optimizer.learn_rate": 0.01,
+    },
     # LM pretraining configs (`spacy lmcrf pretrain-char-lm` / `pretrain-word-lm`)
     "charlm_": {
         "model.hidden_size": 16,
@@ -149,7 +157,7 @@ def is_pretraining(config: Config) -> bool:
 
 
 def heads(config: Config) -> List[str]:
-    """The components that learn a task: ours (lm_crf_*) and spaCy's NER."""
+    """The components that learn a task: ours (lm_crf_*) and spaCy's NER and tagger."""
     return [
         name
         for name, component in config["components"].items()

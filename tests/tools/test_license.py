@@ -13,9 +13,16 @@ from spacy_lmcrf.extract import extract
 from ..util import ROOT, ner_examples
 
 CONFIGS = ROOT / "configs"
-# spaCy's own NER, the benchmarks' peer (no component of ours), and the LM pretraining configs
-# (no spaCy pipeline) are not pipelines of this package.
-NOT_OURS = {"spacy_ner_cpu", "spacy_ner_cpu_accuracy", "charlm_en", "charlm_es", "wordlm_en"}
+# spaCy's own NER and tagger, the benchmarks' peers (no component of ours), and the LM
+# pretraining configs (no spaCy pipeline) are not pipelines of this package.
+NOT_OURS = {
+    "spacy_ner_cpu",
+    "spacy_ner_cpu_accuracy",
+    "spacy_tagger_cpu",
+    "charlm_en",
+    "charlm_es",
+    "wordlm_en",
+}
 
 
 def _pipeline_configs():
