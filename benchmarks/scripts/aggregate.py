@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from common import parse_groups, provenance, read_json, write_json
+from common import emit_table, parse_groups, read_json
 
 DEFAULT_KEYS = (
     "test_f1",
@@ -106,13 +106,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (OSError, ValueError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1
-    table = markdown_table(groups)
-    print(table, end="")
-    if args.output:
-        write_json(args.output, {"groups": groups, **provenance()})
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(table, encoding="utf8")
+    emit_table(markdown_table(groups), {"groups": groups}, args.output, args.markdown)
     return 0
 
 

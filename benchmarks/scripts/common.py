@@ -68,6 +68,16 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf8")
 
 
+def emit_table(table: str, data: Any, output: Optional[Path], markdown: Optional[Path]) -> None:
+    """Print a markdown table; write data (with provenance) to output and the table to markdown."""
+    print(table, end="")
+    if output:
+        write_json(output, {**data, **provenance()})
+    if markdown:
+        Path(markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(markdown).write_text(table, encoding="utf8")
+
+
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf8"))
 
