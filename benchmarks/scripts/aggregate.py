@@ -15,12 +15,11 @@ of a group, or holding a non-number, is an error.
 
 import argparse
 import math
-import statistics
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from common import emit_table, parse_groups, read_json
+from common import emit_table, mean_std, parse_groups, read_json
 
 DEFAULT_KEYS = (
     "test_f1",
@@ -35,16 +34,6 @@ DEFAULT_KEYS = (
     "train_seconds",
     "best_dev_score_during_training",
 )
-
-
-def mean_std(values: Sequence[float]) -> Dict[str, Any]:
-    """Mean, sample standard deviation (None for one value), n and the values."""
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else None,
-        "n": len(values),
-        "values": list(values),
-    }
 
 
 def aggregate(paths: Sequence[Path], keys: Optional[Sequence[str]] = None) -> Dict[str, Any]:

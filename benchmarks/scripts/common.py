@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -76,6 +77,16 @@ def emit_table(table: str, data: Any, output: Optional[Path], markdown: Optional
     if markdown:
         Path(markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(markdown).write_text(table, encoding="utf8")
+
+
+def mean_std(values: Sequence[float]) -> Dict[str, Any]:
+    """Mean, sample standard deviation (None for one value), n and the values."""
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else None,
+        "n": len(values),
+        "values": list(values),
+    }
 
 
 def read_json(path: Path) -> Any:

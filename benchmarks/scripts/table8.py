@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from aggregate import format_stat, mean_std
-from common import provenance, read_json, write_json
+from aggregate import format_stat
+from common import mean_std, provenance, read_json, write_json
 
 NAMES = {"ner": "NER", "en": "Eng", "es": "Span", "pos": "POS", "chunk": "Chunk"}
 

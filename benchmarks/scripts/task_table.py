@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from common import emit_table, parse_groups, read_json
+from common import emit_table, mean_std, parse_groups, read_json
 
 
 def train_words_per_second(summary: Dict[str, Any]) -> float:
@@ -52,20 +52,20 @@ def system_row(paths: Sequence[Path]) -> Dict[str, Any]:
     if len(metrics) != 1:
         raise ValueError(f"{paths[0]}: the runs of one system mix metrics {sorted(metrics)}")
     metric = metrics.pop()
-    dev = [run[f"dev_{metric}"] for run in runs]
-    test = [run[f"test_{metric}"] for run in runs]
+    dev = mean_std([run[f"dev_{metric}"] for run in runs])
+    test = mean_std([run[f"test_{metric}"] for run in runs])
     return {
         "metric": metric,
         "files": [str(path) for path in paths],
         "seeds": [run["seed"] for run in runs],
         "steps": statistics.fmean(run["steps"] for run in runs),
         "train_words_per_second": statistics.fmean(train_words_per_second(r) for r in runs),
-        "dev": dev,
-        "test": test,
-        "dev_mean": statistics.fmean(dev),
-        "dev_std": statistics.stdev(dev) if len(dev) > 1 else None,
-        "test_mean": statistics.fmean(test),
-        "test_std": statistics.stdev(test) if len(test) > 1 else None,
+        "dev": dev["values"],
+        "test": test["values"],
+        "dev_mean": dev["mean"],
+        "dev_std": dev["std"],
+        "test_mean": test["mean"],
+        "test_std": test["std"],
         "label_words_per_second": statistics.fmean(r["test"]["words_per_second"] for r in runs),
         "budget_minutes": sorted({run["budget_minutes"] for run in runs}),
     }
